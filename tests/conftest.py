@@ -1,8 +1,7 @@
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-# Core and case modules import as on the device: `from core import config`.
-for p in (REPO / "device", REPO / "tests" / "unit"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from host_tools import devicepath
+
+devicepath.install()  # `micropython.const` shim + device/ on sys.path, as on the device
+sys.path.insert(0, str(Path(__file__).resolve().parent / "unit"))

@@ -1,0 +1,134 @@
+"""Throwaway certificate authorities for local stand-ins (mock Spotify, local IoT broker).
+
+Everything is EC P-256: small, fast to handshake, and accepted by MicroPython's mbedTLS.
+The device only accepts DER, so every certificate is available in both encodings.
+"""
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_VALIDITY = datetime.timedelta(days=30)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _builder(subject: str, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + _VALIDITY)
+    )
+
+
+@dataclass
+class Issued:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def cert_der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    @property
+    def key_der(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def write(self, directory: Path, stem: str) -> None:
+        """stem.pem/.der (certificate) and stem.key.pem/.key.der, keys 0600."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / (stem + ".pem")).write_bytes(self.cert_pem)
+        (directory / (stem + ".der")).write_bytes(self.cert_der)
+        for suffix, data in ((".key.pem", self.key_pem), (".key.der", self.key_der)):
+            path = directory / (stem + suffix)
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_bytes(data)
+
+
+class CertificateAuthority(Issued):
+    @classmethod
+    def create(cls, common_name: str) -> "CertificateAuthority":
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            _builder(common_name, _name(common_name), key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, key_cert_sign=True, crl_sign=True,
+                    content_commitment=False, key_encipherment=False, data_encipherment=False,
+                    key_agreement=False, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert, key)
+
+    def issue_server(self, hostnames=("localhost", "127.0.0.1")) -> Issued:
+        """A TLS server certificate for the given DNS names and IP addresses."""
+        sans = []
+        for host in hostnames:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                sans.append(x509.DNSName(host))
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            _builder(hostnames[0], self.cert.subject, key.public_key())
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(cert, key)
+
+    def issue_client(self, common_name: str) -> Issued:
+        """A TLS client certificate whose CN is the identity (e.g. an IoT thing name)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            _builder(common_name, self.cert.subject, key.public_key())
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(cert, key)
+
+
+def pem_or_der_to_der(data: bytes) -> bytes:
+    """Accept a CA certificate in either encoding; the device needs DER."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    x509.load_der_x509_certificate(data)  # validates
+    return data
