@@ -1,0 +1,100 @@
+# The simulated board: the esp32 board's interface on the MicroPython unix port.
+# Never deployed. PIR edges come from a scenario file (SPOTTY_SIM names it) and
+# are pushed into the same ring, stamped with the tick they were due at, as the
+# real interrupt handler does. Wall-clock time starts at the scenario's clock.
+import gc
+import json
+import os
+import sys
+import time
+
+import log
+
+
+class Board:
+    name = "sim"
+
+    def __init__(self, settings):
+        with open(os.getenv("SPOTTY_SIM")) as f:
+            scenario = json.load(f)
+        self._clock_utc = scenario["clock_utc"]
+        self._until_ms = int(scenario["until"] * 1000)
+        self._events = sorted(
+            [e for e in scenario["events"] if "pir" in e], key=lambda e: e["at"]
+        )
+        self._ready_ms = None
+        self._ring = None
+        self._level = 0
+        self._led = None
+
+    def attach_pir(self, ring):
+        self._ring = ring
+        now = time.ticks_ms()
+        while self._events and self._events[0]["at"] < 0:  # motion during boot
+            self._edge(self._events.pop(0)["pir"], now)
+
+    def _edge(self, level, ticks):
+        self._level = 1 if level else 0
+        if self._ring is not None:
+            self._ring.push(self._level, ticks)
+
+    def pir_level(self):
+        return self._level
+
+    def ticks_ms(self):
+        return time.ticks_ms()
+
+    async def connect_network(self, ssid, password, timeout_ms=20000):
+        pass
+
+    def network_ok(self):
+        return True
+
+    def rssi(self):
+        return -55
+
+    def sync_clock(self):
+        pass
+
+    def utc(self):
+        if self._ready_ms is None:
+            return self._clock_utc
+        return self._clock_utc + time.ticks_diff(time.ticks_ms(), self._ready_ms) // 1000
+
+    def start_watchdog(self):
+        pass
+
+    def feed_watchdog(self):
+        pass
+
+    def set_led(self, mode):
+        if mode != self._led:
+            self._led = mode
+            log.event("led", mode=mode)
+
+    def led_tick(self, now_ms):
+        pass
+
+    def reset_cause(self):
+        return "power_on"
+
+    def reset(self):
+        log.event("reset")
+        sys.exit(3)
+
+    def service(self, now_ms):
+        if self._ready_ms is None:
+            return
+        elapsed = time.ticks_diff(now_ms, self._ready_ms)
+        while self._events and self._events[0]["at"] * 1000 <= elapsed:
+            event = self._events.pop(0)
+            self._edge(event["pir"], time.ticks_add(self._ready_ms, int(event["at"] * 1000)))
+        if elapsed >= self._until_ms:
+            log.event("stop")
+            sys.exit(0)
+
+    def ready(self):
+        self._ready_ms = time.ticks_ms()
+
+    def free_heap(self):
+        return gc.mem_free()

@@ -1,0 +1,194 @@
+# Spotify Web API client: token refresh and the player endpoints we use.
+# Errors become SpotifyError with a kind the app can act on (DESIGN.md §6).
+import json
+from binascii import b2a_base64
+
+from micropython import const
+
+from core.ticks import ticks_add, ticks_diff
+from net.https import HttpError
+
+RATE_LIMITED = "rate_limited"
+SERVER = "server_error"
+NO_DEVICE = "no_active_device"
+DEVICE_ASLEEP = "device_asleep"
+PREMIUM = "premium_required"
+REAUTH = "needs_reauth"
+REJECTED = "rejected"
+UNAUTHORIZED = "unauthorized"
+FATAL = (PREMIUM, REAUTH)  # retrying cannot help: the owner must act
+
+_DEFAULT_RETRY_AFTER_S = const(5)
+_MAX_RETRY_AFTER_S = const(3600)
+_EXPIRY_SAFETY_MS = const(30000)
+
+
+class SpotifyError(Exception):
+    def __init__(self, kind, detail="", retry_after_ms=None):
+        super().__init__(kind, detail)
+        self.kind = kind
+        self.detail = detail
+        self.retry_after_ms = retry_after_ms
+
+
+def _quote(text):
+    out = []
+    for ch in text.encode():
+        c = chr(ch)
+        out.append(c if c.isalpha() or c.isdigit() or c in "-_.~" else "%%%02X" % ch)
+    return "".join(out)
+
+
+def _retry_after_ms(headers):
+    try:
+        seconds = int(headers.get("retry-after", ""))
+    except ValueError:
+        seconds = _DEFAULT_RETRY_AFTER_S
+    return max(1, min(seconds, _MAX_RETRY_AFTER_S)) * 1000
+
+
+def _error_reason(response):
+    try:
+        err = response.json().get("error")
+    except Exception:
+        return "", ""
+    if isinstance(err, dict):
+        return err.get("reason") or "", err.get("message") or ""
+    return err or "", ""
+
+
+def _raise_for(response):
+    status = response.status
+    if status < 300:
+        return
+    reason, message = _error_reason(response)
+    if status == 429:
+        raise SpotifyError(RATE_LIMITED, "429", _retry_after_ms(response.headers))
+    if status >= 500:
+        raise SpotifyError(SERVER, str(status))
+    if status == 401:
+        raise SpotifyError(UNAUTHORIZED, message)
+    if status == 403 and reason == "PREMIUM_REQUIRED":
+        raise SpotifyError(PREMIUM, message)
+    if status == 404:
+        raise SpotifyError(NO_DEVICE, reason or message)
+    raise SpotifyError(REJECTED, "%d %s" % (status, reason or message))
+
+
+class Spotify:
+    def __init__(self, api, accounts, client_id, client_secret, refresh_token, on_rotate):
+        """on_rotate(new_refresh_token) must store it atomically before returning."""
+        self.api = api
+        self.accounts = accounts
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._on_rotate = on_rotate
+        self._access_token = None
+        self._expires_at = 0
+        self.calls = 0  # requests made to the Web API (not the token endpoint)
+        self.refreshes = 0
+
+    def set_refresh_token(self, token):
+        self._refresh_token = token
+        self._access_token = None
+
+    def token_valid_for_ms(self, now_ms):
+        if self._access_token is None:
+            return -1
+        return ticks_diff(self._expires_at, now_ms)
+
+    async def refresh(self, now_ms):
+        body = "grant_type=refresh_token&refresh_token=" + _quote(self._refresh_token)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self._client_secret:
+            pair = (self._client_id + ":" + self._client_secret).encode()
+            headers["Authorization"] = "Basic " + b2a_base64(pair).decode().strip()
+        else:
+            body += "&client_id=" + _quote(self._client_id)
+        try:
+            response = await self.accounts.request("POST", "/api/token", headers, body.encode())
+        except HttpError as e:
+            raise SpotifyError(SERVER, "token: " + e.kind)
+        finally:
+            self.accounts.close()  # rare call: don't hold a second TLS connection
+        self.refreshes += 1
+        if response.status == 400:
+            reason, _ = _error_reason(response)
+            raise SpotifyError(REAUTH, reason or "token refused")
+        _raise_for(response)
+        try:
+            data = response.json()
+            token = data["access_token"]
+            lifetime_ms = int(data.get("expires_in", 3600)) * 1000
+        except (HttpError, KeyError, ValueError, TypeError, AttributeError):
+            raise SpotifyError(SERVER, "token: malformed answer")
+        rotated = data.get("refresh_token")
+        if rotated and rotated != self._refresh_token:
+            self._on_rotate(rotated)
+            self._refresh_token = rotated
+        self._access_token = token
+        self._expires_at = ticks_add(now_ms, max(0, lifetime_ms - _EXPIRY_SAFETY_MS))
+
+    async def _call(self, method, target, now_ms, payload=None):
+        if self.token_valid_for_ms(now_ms) <= 0:
+            await self.refresh(now_ms)
+        body = json.dumps(payload).encode() if payload is not None else None
+        for attempt in (1, 2):
+            headers = {"Authorization": "Bearer " + self._access_token}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                self.calls += 1
+                response = await self.api.request(method, target, headers, body)
+            except HttpError as e:
+                raise SpotifyError(SERVER, e.kind)
+            if response.status == 401 and attempt == 1:
+                await self.refresh(now_ms)  # expired or revoked early: refresh once, retry once
+                continue
+            _raise_for(response)
+            return response
+
+    @staticmethod
+    def _device_query(device_id):
+        return "?device_id=" + _quote(device_id) if device_id else ""
+
+    async def player(self, now_ms):
+        response = await self._call("GET", "/v1/me/player?market=from_token", now_ms)
+        if response.status == 204 or not response.body:
+            return None
+        return self._json(response)
+
+    async def devices(self, now_ms):
+        response = await self._call("GET", "/v1/me/player/devices", now_ms)
+        devices = self._json(response).get("devices")
+        if not isinstance(devices, list):
+            raise SpotifyError(SERVER, "devices: malformed answer")
+        return devices
+
+    async def play(self, now_ms, device_id, context_uri=None):
+        payload = {"context_uri": context_uri} if context_uri else None
+        target = "/v1/me/player/play" + self._device_query(device_id)
+        await self._call("PUT", target, now_ms, payload)
+
+    async def transfer(self, now_ms, device_id):
+        await self._call("PUT", "/v1/me/player", now_ms, {"device_ids": [device_id], "play": True})
+
+    async def pause(self, now_ms, device_id):
+        await self._call("PUT", "/v1/me/player/pause" + self._device_query(device_id), now_ms)
+
+    async def set_volume(self, now_ms, device_id, percent):
+        query = "?volume_percent=%d" % percent
+        if device_id:
+            query += "&device_id=" + _quote(device_id)
+        await self._call("PUT", "/v1/me/player/volume" + query, now_ms)
+
+    @staticmethod
+    def _json(response):
+        try:
+            data = response.json()
+        except HttpError:
+            raise SpotifyError(SERVER, "malformed answer")
+        if not isinstance(data, dict):
+            raise SpotifyError(SERVER, "malformed answer")
+        return data

@@ -1,0 +1,51 @@
+"""Firmware events in plain words, for `spotty sim` and `make demo`."""
+
+
+def _seconds(event):
+    return "%6.1fs" % (event["t"] / 1000) if "t" in event else "  boot "
+
+
+_REASONS = {
+    "quiet_hours": "it is quiet hours",
+    "disabled": "the device is switched off (enabled: false)",
+    "motion_gap": "playback started too recently (motion_gap_s)",
+    "busy_elsewhere": "music is already playing on another speaker (if_busy: skip)",
+    "left_before_start": "the room was empty again before Spotify answered",
+    "needs_reauth": "the Spotify login has expired: run `spotty spotify-login`",
+    "premium_required": "Spotify Premium is required to control playback",
+    "device_asleep": "the speaker is not listed by Spotify (asleep or off)",
+    "not_playing": "nothing was playing any more",
+    "moved_elsewhere": "the music was moved to another speaker",
+    "context_changed": "someone started other music",
+}
+
+
+def _why(code):
+    return _REASONS.get(code, code)
+
+
+def describe(event) -> str | None:
+    """One line for an event, or None for events not worth showing."""
+    kind = event.get("ev")
+    text = {
+        "ready": lambda e: "firmware %s ready%s" % (
+            e.get("version", "?"), " (error: %s)" % _why(e["error"]) if e.get("error") else ""),
+        "motion": lambda e: "motion detected",
+        "vacant": lambda e: "room empty, the timeout starts counting",
+        "play": lambda e: "music started on %s%s, %d ms after the motion" % (
+            e.get("device") or "the active speaker",
+            " (%s)" % e["context"] if e.get("context") else "", e.get("latency_ms", 0)),
+        "adopt": lambda e: "music was already playing on %s: this visit adopts it" % (
+            e.get("device") or "the speaker"),
+        "skip": lambda e: "no music: %s" % _why(e.get("why")),
+        "pause": lambda e: "paused the music on %s" % (e.get("device") or "the speaker"),
+        "no_pause": lambda e: "left the music alone: %s" % _why(e.get("why")),
+        "session_end": lambda e: "session over after %d s" % e.get("duration_s", 0),
+        "resumed": lambda e: "someone came back: the music keeps playing",
+        "retry": lambda e: "Spotify call failed (%s): %s again in %.1f s" % (
+            _why(e.get("why")), e.get("action"), e.get("wait_ms", 0) / 1000),
+        "error": lambda e: "error: %s" % _why(e.get("error")),
+        "token_rotated": lambda e: "Spotify issued a new refresh token; stored it",
+        "crash": lambda e: "firmware crashed (%s) and restarted" % e.get("error"),
+    }.get(kind)
+    return "%s  %s" % (_seconds(event), text(event)) if text else None
