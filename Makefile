@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STUBS := $(VENV)/mpy-stubs
+STUB_PACKAGES := micropython-esp32-stubs==1.29.0.post1 micropython-stdlib-stubs==1.29.0.post2
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup demo test lint typecheck mpy-check bench clean
@@ -13,12 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade --target $(STUBS) $(STUB_PACKAGES)
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/spotty demo
 
-test: $(STAMP) lint mpy-check
+test: $(STAMP) lint typecheck mpy-check
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
