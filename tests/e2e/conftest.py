@@ -1,0 +1,52 @@
+import pytest
+
+from host_tools import sim
+from host_tools.mock_spotify import MockSpotify
+
+BASE_CONFIG = {"spotify_device": "Bathroom", "timeout_s": 2, "motion_gap_s": 0}
+
+
+@pytest.fixture
+def mock():
+    with MockSpotify() as server:
+        yield server
+
+
+@pytest.fixture
+def run_sim(mock, tmp_path):
+    """Run a scenario against the mock; returns the SimResult."""
+
+    def run(events, until, config=None, clock="2026-11-23T12:00:00Z", device=None,
+            on_event=None, **target):
+        scenario = sim.validate_scenario({
+            "clock": clock,
+            "config": dict(BASE_CONFIG, **(config or {})),
+            "events": events,
+            "until": until,
+            "device": device or {"glitch_ms": 100},
+        })
+        flash = tmp_path / "flash"
+        flash.mkdir(exist_ok=True)
+        spotify = sim.SpotifyTarget(mock.url, mock.ca.cert_der, **target)
+
+        def observe(event):
+            if event["ev"] == "ready":
+                mock.clear_log()  # tests look at what happens after boot
+            if on_event:
+                on_event(event)
+
+        result = sim.run(scenario, spotify, flash=flash, on_event=observe)
+        assert result.returncode == 0, "\n".join(result.console[-30:])
+        assert not result.named("crash"), result.named("crash")
+        return result
+
+    return run
+
+
+def api_calls(mock, method=None, path=None):
+    return [
+        r for r in mock.requests()
+        if r["path"] != "/api/token"
+        and (method is None or r["method"] == method)
+        and (path is None or r["path"] == path)
+    ]
