@@ -1,0 +1,546 @@
+"""Provision a board: its AWS IoT thing, certificate and policy, CA roots and secrets.
+
+Re-running is safe: the thing, the policy and the certificate whose key is kept in
+certs/devices/NAME/ are reused, never duplicated. Nothing secret is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from .board import Transport, sha256_hex
+from .errors import SpottyError
+from .runtime import REPO
+
+POLICY_NAME = "SpottyPottySenseDevice"
+IOT_PORT = 8883  # MicroPython has no ALPN, so not 443
+DEFAULT_CERTS_DIR = REPO / "certs" / "devices"
+THING_VAR = "${iot:Connection.Thing.ThingName}"
+
+# Board file name -> subject CN of a root in certifi's bundle.
+CA_ROOTS = {
+    # AWS IoT's ATS data endpoints.
+    "ca/amazon-root-ca-1.der": "Amazon Root CA 1",
+    # api.spotify.com and accounts.spotify.com: DigiCert since February 2024; Spotify
+    # has since been seen on a GoDaddy/Starfield chain, so both are trusted.
+    "ca/digicert-global-root-g2.der": "DigiCert Global Root G2",
+    "ca/starfield-root-g2.der": "Starfield Root Certificate Authority - G2",
+}
+
+CERT_DER = "iot/cert.der"
+KEY_DER = "iot/key.der"
+OTA_PUBLIC_KEY = "ota/pub.bin"
+HARDWARE_KEYS = {"pir_pin": (0, 48), "led_pin": (0, 48), "glitch_ms": (0, 10000)}
+
+_THING_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ARN = re.compile(r"^arn:([^:]+):iot:([^:]+):(\d+):")
+
+
+# -- inputs --------------------------------------------------------------------------
+
+
+def check_thing_name(thing: str) -> None:
+    # Narrower than AWS allows (no ":"): the name is also a directory and an MQTT topic level.
+    if not _THING_NAME.match(thing):
+        raise SpottyError(
+            "thing name %r: use 1-128 letters, digits, '-' or '_'" % thing
+        )
+
+
+def check_wifi(ssid: str, password: str) -> None:
+    if not 1 <= len(ssid.encode()) <= 32:
+        raise SpottyError("the Wi-Fi network name must be 1 to 32 bytes long")
+    if password == "":
+        return  # an open network
+    is_hex_key = len(password) == 64 and all(c in "0123456789abcdefABCDEF" for c in password)
+    if not (8 <= len(password) <= 63 and password.isascii()) and not is_hex_key:
+        raise SpottyError(
+            "the Wi-Fi password must be 8 to 63 ASCII characters (or a 64-digit hex key)"
+        )
+
+
+def check_hardware(hardware: dict) -> dict:
+    clean = {}
+    for key, value in hardware.items():
+        if key not in HARDWARE_KEYS:
+            raise SpottyError("device.json: unknown setting %r" % key)
+        low, high = HARDWARE_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise SpottyError("device.json: %s must be a whole number %d..%d" % (key, low, high))
+        clean[key] = value
+    return clean
+
+
+def check_config(config: dict) -> dict:
+    """The initial settings, validated by the firmware's own schema."""
+    from . import devicepath
+
+    devicepath.install()
+    from core import config as schema
+
+    accepted, refused = schema.validate(config)
+    if refused:
+        reasons = "; ".join("%s: %s" % kv for kv in sorted(refused.items()))
+        raise SpottyError("initial configuration refused: " + reasons)
+    return accepted
+
+
+def check_ota_key(key: bytes) -> bytes:
+    if len(key) != 64:
+        raise SpottyError("the OTA public key must be 64 raw bytes (X || Y of a P-256 key)")
+    return key
+
+
+# -- AWS IoT -------------------------------------------------------------------------
+
+
+def policy_document(partition: str, region: str, account: str) -> dict:
+    """Least privilege, shared by all things: each may only act as itself.
+
+    The client id must be the thing name, and the certificate must be attached to
+    that thing, or ${iot:Connection.Thing.ThingName} does not resolve.
+    """
+    arn = "arn:%s:iot:%s:%s:" % (partition, region, account)
+    shadow = "$aws/things/%s/shadow/*" % THING_VAR
+    own = "spotty/%s/*" % THING_VAR
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:Connect",
+                "Resource": arn + "client/" + THING_VAR,
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": [arn + "topic/" + shadow, arn + "topic/" + own],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": [arn + "topicfilter/" + shadow, arn + "topicfilter/" + own],
+            },
+        ],
+    }
+
+
+def arn_parts(arn: str) -> tuple[str, str, str]:
+    """(partition, region, account) of an AWS IoT ARN."""
+    match = _ARN.match(arn)
+    if not match:
+        raise SpottyError("unexpected ARN from AWS IoT: %s" % arn)
+    return match.group(1), match.group(2), match.group(3)
+
+
+def _error_code(error: Exception) -> str:
+    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
+
+
+def ensure_thing(iot, thing: str) -> tuple[str, bool]:
+    """(thing ARN, created?)"""
+    from botocore.exceptions import ClientError
+
+    try:
+        return iot.describe_thing(thingName=thing)["thingArn"], False
+    except ClientError as e:
+        if _error_code(e) != "ResourceNotFoundException":
+            raise
+    return iot.create_thing(thingName=thing)["thingArn"], True
+
+
+def ensure_policy(iot, name: str, document: dict) -> str:
+    """Create the policy, or make `document` its default version: "created", "updated"
+    or "unchanged"."""
+    from botocore.exceptions import ClientError
+
+    text = json.dumps(document, indent=2)
+    try:
+        current = iot.get_policy(policyName=name)
+    except ClientError as e:
+        if _error_code(e) != "ResourceNotFoundException":
+            raise
+        iot.create_policy(policyName=name, policyDocument=text)
+        return "created"
+    if json.loads(current["policyDocument"]) == document:
+        return "unchanged"
+    versions = iot.list_policy_versions(policyName=name)["policyVersions"]
+    if len(versions) >= 5:  # AWS keeps at most five: drop the oldest non-default one
+        old = [v for v in versions if not v["isDefaultVersion"]]
+        oldest = min(old, key=lambda v: int(v["versionId"]))
+        iot.delete_policy_version(policyName=name, policyVersionId=oldest["versionId"])
+    iot.create_policy_version(policyName=name, policyDocument=text, setAsDefault=True)
+    return "updated"
+
+
+@dataclass
+class DeviceCertificate:
+    certificate_id: str
+    certificate_arn: str
+    cert: x509.Certificate
+    key: Any  # a cryptography private key
+
+    @property
+    def cert_der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def key_der(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write atomically, readable by the owner only from the first byte on."""
+    temp = path.with_name(path.name + ".tmp")
+    temp.unlink(missing_ok=True)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(temp, path)
+
+
+def save_host_copy(directory: Path, device: DeviceCertificate) -> None:
+    """cert.pem/.der, key.pem/.der (0600) and certificate.json under certs/devices/NAME/."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    key_pem = device.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # The key first: a certificate without its key would be useless.
+    _write_private(directory / "key.pem", key_pem)
+    _write_private(directory / "key.der", device.key_der)
+    _write_private(directory / "cert.pem", device.cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(directory / "cert.der", device.cert_der)
+    meta = {"certificateId": device.certificate_id, "certificateArn": device.certificate_arn}
+    _write_private(directory / "certificate.json", json.dumps(meta, indent=2).encode())
+
+
+def load_host_copy(directory: Path) -> DeviceCertificate | None:
+    paths = [directory / n for n in ("key.pem", "cert.pem", "certificate.json")]
+    if not all(p.exists() for p in paths):
+        return None
+    try:
+        key = serialization.load_pem_private_key(paths[0].read_bytes(), password=None)
+        cert = x509.load_pem_x509_certificate(paths[1].read_bytes())
+        meta = json.loads(paths[2].read_text())
+        device = DeviceCertificate(meta["certificateId"], meta["certificateArn"], cert, key)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SpottyError("cannot read the certificate kept in %s: %s" % (directory, e)) from e
+    if _public_der(key.public_key()) != _public_der(cert.public_key()):
+        raise SpottyError("%s: key.pem does not belong to cert.pem" % directory)
+    return device
+
+
+def _public_der(public_key) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _check_registered(iot, device: DeviceCertificate, directory: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        described = iot.describe_certificate(certificateId=device.certificate_id)
+    except ClientError as e:
+        if _error_code(e) == "ResourceNotFoundException":
+            raise SpottyError(
+                "the certificate kept in %s (%s) is not in this AWS account/region: "
+                "move that directory away to create a new one" % (directory, device.certificate_id)
+            ) from e
+        raise
+    description = described["certificateDescription"]
+    if description["status"] != "ACTIVE":
+        raise SpottyError(
+            "certificate %s is %s in AWS IoT: activate it, or move %s away to create a new one"
+            % (device.certificate_id, description["status"], directory)
+        )
+    registered = x509.load_pem_x509_certificate(description["certificatePem"].encode())
+    if registered != device.cert:
+        raise SpottyError("%s does not hold the certificate AWS IoT has as %s" % (
+            directory, device.certificate_id))
+
+
+def ensure_certificate(
+    iot, thing: str, directory: Path, new_certificate: bool = False
+) -> tuple[DeviceCertificate, bool]:
+    """(the thing's certificate, created?): the kept one if any, else a new active one."""
+    kept = load_host_copy(directory)
+    if kept is not None and not new_certificate:
+        _check_registered(iot, kept, directory)
+        return kept, False
+    if not new_certificate:
+        principals = iot.list_thing_principals(thingName=thing)["principals"]
+        certs = [p for p in principals if ":cert/" in p]
+        if certs:
+            raise SpottyError(
+                "thing %s already has a certificate (%s) but its key is not kept in %s: "
+                "ask for a new certificate (and deactivate the old one in AWS IoT)"
+                % (thing, certs[0].rsplit("/", 1)[-1], directory)
+            )
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    key = serialization.load_pem_private_key(
+        created["keyPair"]["PrivateKey"].encode(), password=None
+    )
+    cert = x509.load_pem_x509_certificate(created["certificatePem"].encode())
+    device = DeviceCertificate(created["certificateId"], created["certificateArn"], cert, key)
+    save_host_copy(directory, device)
+    return device, True
+
+
+def attach(iot, thing: str, policy: str, certificate_arn: str) -> None:
+    """Both calls are no-ops when already attached."""
+    iot.attach_policy(policyName=policy, target=certificate_arn)
+    iot.attach_thing_principal(thingName=thing, principal=certificate_arn)
+
+
+def iot_endpoint(iot) -> str:
+    return iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+
+
+def make_iot_client(region: str | None = None):
+    import boto3
+
+    return boto3.client("iot", region_name=region)
+
+
+# -- CA roots ------------------------------------------------------------------------
+
+
+def _load_each(bundle_text: str) -> list[x509.Certificate]:
+    """Every certificate that parses: one odd entry must not hide the others."""
+    end = "-----END CERTIFICATE-----"
+    certs = []
+    for block in bundle_text.split(end)[:-1]:
+        with warnings.catch_warnings():
+            # Starfield's G2 root has serial number 0, which cryptography now warns about.
+            warnings.simplefilter("ignore")
+            try:
+                certs.append(x509.load_pem_x509_certificate((block + end).encode()))
+            except ValueError:
+                continue
+    return certs
+
+
+def ca_roots_der(bundle: Path | None = None) -> dict[str, bytes]:
+    """Board path -> DER of each root in CA_ROOTS, taken from certifi's bundle."""
+    if bundle is None:
+        import certifi
+
+        bundle = Path(certifi.where())
+    try:
+        text = Path(bundle).read_text()
+    except OSError as e:
+        raise SpottyError("cannot read the CA bundle %s: %s" % (bundle, e)) from e
+    by_name: dict[str, x509.Certificate] = {}
+    for cert in _load_each(text):
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not names or cert.subject != cert.issuer:
+            continue
+        name = str(names[0].value)
+        if name not in by_name or cert.not_valid_after_utc > by_name[name].not_valid_after_utc:
+            by_name[name] = cert
+    roots = {}
+    for path, name in CA_ROOTS.items():
+        cert = by_name.get(name)
+        if cert is None:
+            raise SpottyError(
+                "CA root %r is not in %s: upgrade certifi (`pip install -U certifi`)"
+                % (name, bundle)
+            )
+        roots[path] = cert.public_bytes(serialization.Encoding.DER)
+    return roots
+
+
+# -- the board -----------------------------------------------------------------------
+
+
+@dataclass
+class Secrets:
+    """What only the board may know; kept out of every summary and log."""
+
+    wifi_ssid: str
+    wifi_password: str = field(repr=False)
+    spotify_client_id: str
+    spotify_client_secret: str | None = field(default=None, repr=False)
+    spotify_refresh_token: str | None = field(default=None, repr=False)
+
+
+def secrets_json(secrets: Secrets, endpoint: str, thing: str) -> bytes:
+    data: dict[str, Any] = {
+        "wifi_ssid": secrets.wifi_ssid,
+        "wifi_password": secrets.wifi_password,
+        "spotify_client_id": secrets.spotify_client_id,
+    }
+    if secrets.spotify_client_secret:
+        data["spotify_client_secret"] = secrets.spotify_client_secret
+    data.update({"iot_endpoint": endpoint, "iot_port": IOT_PORT, "thing_name": thing})
+    return json.dumps(data).encode()
+
+
+def write_board(transport: Transport, files: dict[str, bytes]) -> None:
+    """Write in order (secrets.json last: its presence means "provisioned"), then verify."""
+    for directory in sorted({p.rpartition("/")[0] for p in files if "/" in p}):
+        transport.mkdir(directory)
+    for path, data in files.items():
+        transport.write_file(path, data)
+    board = transport.list_files()
+    bad = [p for p, d in files.items() if p not in board or board[p].sha256 != sha256_hex(d)]
+    if bad:
+        raise SpottyError("these files did not arrive intact on the board: " + ", ".join(bad))
+
+
+@dataclass
+class ProvisionSummary:
+    thing: str
+    thing_arn: str
+    thing_created: bool
+    certificate_id: str
+    certificate_created: bool
+    policy: str
+    policy_status: str
+    endpoint: str
+    host_dir: Path
+    written: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            "thing        %s (%s)" % (self.thing, "created" if self.thing_created else "reused"),
+            "certificate  %s (%s)" % (
+                self.certificate_id, "created" if self.certificate_created else "reused"),
+            "policy       %s (%s)" % (self.policy, self.policy_status),
+            "endpoint     %s:%d" % (self.endpoint, IOT_PORT),
+            "host copy    %s (key files 0600)" % self.host_dir,
+            "on the board %s" % ", ".join(self.written),
+        ] + (["kept         %s" % ", ".join(self.kept)] if self.kept else [])
+
+
+def _board_files(
+    roots: dict[str, bytes],
+    device: DeviceCertificate,
+    secrets: Secrets,
+    secrets_doc: bytes,
+    extra: dict[str, bytes],
+    existing: set[str],
+    now: Callable[[], float],
+    kept: list[str],
+) -> dict[str, bytes]:
+    """Everything to write, in order: secrets.json last."""
+    files = dict(roots)
+    files[CERT_DER] = device.cert_der
+    files[KEY_DER] = device.key_der
+    for path, data in extra.items():
+        if path == "config.json" and path in existing:
+            kept.append("config.json (change settings through the shadow)")
+        else:
+            files[path] = data
+    if secrets.spotify_refresh_token:
+        token = {"refresh_token": secrets.spotify_refresh_token, "issued_at": int(now())}
+        files["token.json"] = json.dumps(token).encode()
+    else:
+        kept.append("token.json")
+    files["secrets.json"] = secrets_doc
+    return files
+
+
+def _extra_files(
+    initial_config: dict | None, hardware: dict | None, ota_public_key: bytes | None
+) -> dict[str, bytes]:
+    """The optional files, validated before anything is created anywhere."""
+    extra = {"config.json": json.dumps(check_config(initial_config or {})).encode()}
+    if hardware is not None:
+        extra["device.json"] = json.dumps(check_hardware(hardware)).encode()
+    if ota_public_key is not None:
+        extra[OTA_PUBLIC_KEY] = check_ota_key(ota_public_key)
+    return extra
+
+
+def provision(
+    thing: str,
+    transport: Transport,
+    iot_client,
+    *,
+    wifi_ssid: str,
+    wifi_password: str,
+    spotify_client_id: str,
+    spotify_client_secret: str | None = None,
+    spotify_refresh_token: str | None = None,
+    initial_config: dict | None = None,
+    hardware: dict | None = None,
+    ota_public_key: bytes | None = None,
+    certs_dir: Path = DEFAULT_CERTS_DIR,
+    policy_name: str = POLICY_NAME,
+    new_certificate: bool = False,
+    now: Callable[[], float] = time.time,
+    out: TextIO | None = None,
+) -> ProvisionSummary:
+    """Set up the thing in AWS IoT and write everything the firmware needs onto the board.
+
+    `spotify_refresh_token` comes from the host's Spotify login; without one the board
+    must already hold a token.json. Wi-Fi and Spotify secrets go to the board only.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    secrets = Secrets(
+        wifi_ssid, wifi_password, spotify_client_id, spotify_client_secret, spotify_refresh_token
+    )
+    check_thing_name(thing)
+    check_wifi(wifi_ssid, wifi_password)
+    if not spotify_client_id.strip():
+        raise SpottyError("a Spotify client id is needed (from developer.spotify.com)")
+    extra = _extra_files(initial_config, hardware, ota_public_key)
+    roots = ca_roots_der()
+    existing = set(transport.list_files())  # also proves the board answers, before AWS work
+    if not spotify_refresh_token and "token.json" not in existing:
+        raise SpottyError("the board has no Spotify token: log in to Spotify first")
+
+    host_dir = Path(certs_dir) / thing
+    try:
+        thing_arn, thing_created = ensure_thing(iot_client, thing)
+        document = policy_document(*arn_parts(thing_arn))
+        policy_status = ensure_policy(iot_client, policy_name, document)
+        device, cert_created = ensure_certificate(iot_client, thing, host_dir, new_certificate)
+        attach(iot_client, thing, policy_name, device.certificate_arn)
+        endpoint = iot_endpoint(iot_client)
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        raise SpottyError(
+            "AWS IoT refused: %s: %s" % (error.get("Code"), error.get("Message"))
+        ) from e
+    except BotoCoreError as e:
+        raise SpottyError("cannot reach AWS IoT: %s" % e) from e
+
+    kept: list[str] = []
+    files = _board_files(
+        roots, device, secrets, secrets_json(secrets, endpoint, thing), extra, existing, now, kept
+    )
+    write_board(transport, files)
+    others = sorted(p for p in existing if p.startswith("ca/") and p not in files)
+    if others:
+        kept.append("other CA roots " + ", ".join(others))
+    summary = ProvisionSummary(
+        thing, thing_arn, thing_created, device.certificate_id, cert_created,
+        policy_name, policy_status, endpoint, host_dir, list(files), kept,
+    )
+    if out is not None:
+        out.write("\n".join(summary.lines()) + "\n")
+    return summary

@@ -1,0 +1,153 @@
+"""Stand-ins for a board: `FakeBoard` (files in a dict) and `UnixPortLink`.
+
+`UnixPortLink` plays mpremote's raw REPL with the real MicroPython unix port:
+one long-lived `micropython` process runs each snippet in the same globals, as
+the raw REPL does, with a directory as its flash. Wrapped in `MpremoteTransport`
+it checks that the snippets we send to boards really work under MicroPython.
+"""
+
+from __future__ import annotations
+
+import ast
+import errno
+import subprocess
+from pathlib import Path
+
+from mpremote.transport import Transport as MpremoteLinkBase
+from mpremote.transport import TransportError, TransportExecError
+
+from host_tools.board import RemoteFile, sha256_hex
+from host_tools.runtime import micropython_path
+
+
+class FakeBoard:
+    """A board's flash as a dict of path -> bytes, plus the directories that exist."""
+
+    def __init__(self, files: dict[str, bytes] | None = None):
+        self.files: dict[str, bytes] = {}
+        self.dirs: set[str] = set()
+        self.resets = 0
+        self.writes: list[str] = []
+        self.corrupt: set[str] = set()  # paths whose next write stores wrong bytes
+        for path, data in (files or {}).items():
+            self.mkdir(path.rpartition("/")[0])
+            self.files[path] = data
+
+    def list_files(self) -> dict[str, RemoteFile]:
+        return {p: RemoteFile(len(d), sha256_hex(d)) for p, d in self.files.items()}
+
+    def read_file(self, path: str) -> bytes:
+        try:
+            return self.files[path]
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, "not on the board", path) from None
+
+    def write_file(self, path: str, data: bytes) -> None:
+        parent = path.rpartition("/")[0]
+        if parent and parent not in self.dirs:
+            raise OSError(errno.ENOENT, "no such directory", parent)
+        if path in self.corrupt:
+            self.corrupt.discard(path)
+            data = data[:-1] + bytes([data[-1] ^ 1]) if data else b"x"
+        self.files[path] = bytes(data)
+        self.writes.append(path)
+
+    def mkdir(self, path: str) -> None:
+        parts = [p for p in path.split("/") if p]
+        for i in range(1, len(parts) + 1):
+            self.dirs.add("/".join(parts[:i]))
+
+    def remove(self, path: str) -> None:
+        self.files.pop(path, None)
+
+    def exec(self, code: str) -> str:
+        raise NotImplementedError("FakeBoard runs no code")
+
+    def soft_reset(self) -> None:
+        self.resets += 1
+
+
+# The raw REPL, in MicroPython: read a length line and that many bytes, run them
+# in shared globals, then end the output with EOF, the error text and EOF.
+_REPL = """
+import sys, io, os
+os.chdir(sys.argv[1])
+sys.path[:] = ['', '.frozen', 'lib']  # as on the ESP32, with the flash as the cwd
+g = {}
+inp = sys.stdin.buffer
+while True:
+    line = inp.readline()
+    if not line:
+        break
+    src = inp.read(int(line))
+    err = ''
+    try:
+        exec(src.decode(), g)
+    except Exception as e:
+        buf = io.StringIO()
+        sys.print_exception(e, buf)
+        err = buf.getvalue()
+    sys.stdout.write('\\x04' + err + '\\x04')
+"""
+
+
+class _SerialRecorder:
+    def __init__(self):
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+
+class UnixPortLink(MpremoteLinkBase):
+    """An mpremote link whose 'board' is the unix port with `flash` as its filesystem."""
+
+    def __init__(self, flash: Path):
+        flash.mkdir(parents=True, exist_ok=True)
+        script = flash.parent / (flash.name + "-repl.py")
+        script.write_text(_REPL)
+        self.serial = _SerialRecorder()
+        self.in_raw_repl = True
+        self.executed: list[str] = []
+        self._proc = subprocess.Popen(
+            [micropython_path(), str(script), str(flash)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def exec_raw(self, command: str) -> tuple[bytes, bytes]:
+        self.executed.append(command)
+        source = command.encode()
+        assert self._proc.stdin and self._proc.stdout
+        self._proc.stdin.write(b"%d\n" % len(source) + source)
+        self._proc.stdin.flush()
+        out = b""
+        while out.count(b"\x04") < 2:
+            byte = self._proc.stdout.read(1)
+            if not byte:
+                raise TransportError("the unix port exited: %r" % out[-200:])
+            out += byte
+        data, err, _ = out.split(b"\x04")
+        return data, err
+
+    def exec(self, command, data_consumer=None) -> bytes:
+        data, err = self.exec_raw(command)
+        if err:
+            raise TransportExecError(data, err.decode())
+        if data_consumer:
+            data_consumer(data)
+        return data
+
+    def eval(self, expression, parse=True):
+        out = self.exec("print(repr(%s))" % expression).strip()
+        return ast.literal_eval(out.decode()) if parse else out
+
+    def exit_raw_repl(self) -> None:
+        self.in_raw_repl = False
+        self.serial.write(b"\r\x02")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin
+            self._proc.stdin.close()
+            self._proc.wait(timeout=10)
