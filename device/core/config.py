@@ -100,7 +100,8 @@ def _choice(*options):
 
 
 def _nullable(check):
-    return lambda value: None if value is None else check(value)
+    # "" stands for null too: a shadow can't hold a desired null (null deletes the key).
+    return lambda value: None if value is None or value == "" else check(value)
 
 
 _CHECKS = {

@@ -41,6 +41,13 @@ def test_open_spotify_links_become_uris():
     assert accepted["playlist_uri"] == "spotify:album:1A2b3C"
 
 
+def test_empty_string_means_null_for_nullable_keys():
+    accepted, refused = config.validate({"quiet_start": "", "playlist_uri": "", "volume": "",
+                                         "tz": ""})
+    assert accepted == {"quiet_start": None, "playlist_uri": None, "volume": None}
+    assert list(refused) == ["tz"]
+
+
 def test_unknown_keys_and_non_objects_are_refused_with_reasons():
     accepted, refused = config.validate({"timeout_s": 60, "colour": "red", "volume": 500})
     assert accepted == {"timeout_s": 60}

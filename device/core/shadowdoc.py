@@ -1,0 +1,71 @@
+# The device's side of the classic shadow document, kept pure: what a delta or
+# get/accepted asks for, and the update that acknowledges it.
+#
+# A refused key is reported under reported.config_errors with its reason, and
+# its desired value is deleted (desired null), so the shadow holds no delta for
+# it forever. A value the device normalises (an open.spotify.com link becomes a
+# spotify: URI) is written back to desired for the same reason.
+import json
+
+from core import config as schema
+
+
+def parse(payload):
+    """(document, None) or (None, reason) for an incoming shadow message."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeError, TypeError):
+        return None, "not JSON"
+    if not isinstance(doc, dict):
+        return None, "not a JSON object"
+    return doc, None
+
+
+def wanted(doc, source):
+    """The desired config in a message ("delta" or "get" answer): a dict, a non-dict
+    (refused as a whole), or None when the message asks for nothing."""
+    state = doc.get("state")
+    if not isinstance(state, dict):
+        return None
+    if source == "get":
+        state = state.get("desired")
+        if not isinstance(state, dict):
+            return None
+    return state.get("config")
+
+
+def version(doc):
+    value = doc.get("version")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class Acknowledger:
+    """Builds the shadow update that answers a desired config, remembering which
+    keys were refused before so their errors can be cleared once fixed."""
+
+    def __init__(self):
+        self.errors = {}
+
+    def answer(self, current, desired):
+        """(new_config, changed, update_state) for a desired config (any JSON value)."""
+        if not isinstance(desired, dict):
+            new, changed = current, {}
+            errors = {"config": "must be an object"}
+            fix = None  # delete desired.config as a whole
+        else:
+            new, changed, errors = schema.apply(current, desired)
+            fix = {key: None for key in errors}
+            for key, value in desired.items():
+                if key not in errors and new[key] != value:
+                    fix[key] = new[key]  # normalised; None (from "") deletes it
+        reported = {"config": new, "config_errors": self._error_update(errors)}
+        state = {"reported": reported}
+        if fix is None or fix:
+            state["desired"] = {"config": fix}
+        return new, changed, state
+
+    def _error_update(self, errors):
+        update = {key: None for key in self.errors if key not in errors}
+        update.update(errors)
+        self.errors = dict(errors)
+        return update or None

@@ -1,0 +1,179 @@
+# MQTT 3.1.1 packets built and parsed by pure functions over bytes, with no I/O,
+# so the same cases run on CPython and MicroPython.
+from micropython import const
+
+CONNECT = const(0x10)
+CONNACK = const(0x20)
+PUBLISH = const(0x30)
+PUBACK = const(0x40)
+SUBSCRIBE = const(0x82)  # the flags 0b0010 are mandatory for SUBSCRIBE
+SUBACK = const(0x90)
+PINGRESP = const(0xD0)
+
+PINGREQ_PACKET = b"\xc0\x00"
+DISCONNECT_PACKET = b"\xe0\x00"
+
+SUBACK_FAILURE = const(0x80)
+MAX_REMAINING = const(268435455)  # four bytes of 7-bit groups
+_LEVEL_3_1_1 = const(4)
+
+_CONNACK_REASONS = (
+    "accepted",
+    "unacceptable protocol version",
+    "client identifier rejected",
+    "server unavailable",
+    "bad user name or password",
+    "not authorized",
+)
+
+
+def encode_length(n):
+    """The remaining-length field: 7 bits a byte, least significant group first."""
+    if n < 0 or n > MAX_REMAINING:
+        raise ValueError("remaining length out of range")
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def length_step(value, index, byte):
+    """Adds the index-th byte (0..3) of a remaining-length field to value.
+
+    Returns (value, done). Streams read one byte at a time and call this.
+    """
+    value |= (byte & 0x7F) << (7 * index)
+    if not byte & 0x80:
+        return value, True
+    if index >= 3:
+        raise ValueError("remaining length over four bytes")
+    return value, False
+
+
+def decode_length(data, offset=0):
+    """(value, offset after the field) from a buffer holding a whole field."""
+    value = 0
+    index = 0
+    done = False
+    while not done:
+        if offset + index >= len(data):
+            raise ValueError("remaining length cut short")
+        value, done = length_step(value, index, data[offset + index])
+        index += 1
+    return value, offset + index
+
+
+def u16(n):
+    return bytes((n >> 8 & 0xFF, n & 0xFF))
+
+
+def read_u16(data, offset=0):
+    if offset + 2 > len(data):
+        raise ValueError("field cut short")
+    return data[offset] << 8 | data[offset + 1]
+
+
+def string(text):
+    """A length-prefixed UTF-8 string field."""
+    raw = text.encode() if isinstance(text, str) else bytes(text)
+    if len(raw) > 0xFFFF:
+        raise ValueError("string field over 65535 bytes")
+    return u16(len(raw)) + raw
+
+
+def _packet(first_byte, body):
+    return bytes((first_byte,)) + encode_length(len(body)) + body
+
+
+def connect(client_id, keepalive_s, clean=True, will=None, username=None, password=None):
+    """CONNECT; will is (topic, payload, qos, retain) or None."""
+    if not 0 <= keepalive_s <= 0xFFFF:
+        raise ValueError("keepalive out of range")
+    flags = 0x02 if clean else 0
+    fields = [string(client_id)]
+    if will is not None:
+        topic, payload, qos, retain = will
+        if qos not in (0, 1):
+            raise ValueError("will qos must be 0 or 1")
+        flags |= 0x04 | qos << 3 | (0x20 if retain else 0)
+        fields.append(string(topic))
+        fields.append(string(payload))
+    if username is not None:
+        flags |= 0x80
+        fields.append(string(username))
+    if password is not None:
+        flags |= 0x40
+        fields.append(string(password))
+    head = string("MQTT") + bytes((_LEVEL_3_1_1, flags)) + u16(keepalive_s)
+    return _packet(CONNECT, head + b"".join(fields))
+
+
+def parse_connack(body):
+    """(session_present, return_code) from the CONNACK body."""
+    if len(body) != 2 or body[0] & 0xFE:
+        raise ValueError("malformed CONNACK")
+    return bool(body[0] & 1), body[1]
+
+
+def connack_reason(code):
+    if 0 <= code < len(_CONNACK_REASONS):
+        return _CONNACK_REASONS[code]
+    return "unknown return code %d" % code
+
+
+def subscribe(packet_id, topic, qos):
+    if qos not in (0, 1):
+        raise ValueError("qos must be 0 or 1")
+    return _packet(SUBSCRIBE, u16(packet_id) + string(topic) + bytes((qos,)))
+
+
+def parse_suback(body):
+    """(packet_id, granted qos or SUBACK_FAILURE) for a one-topic SUBACK."""
+    if len(body) != 3:
+        raise ValueError("malformed SUBACK")
+    granted = body[2]
+    if granted not in (0, 1, 2, SUBACK_FAILURE):
+        raise ValueError("malformed SUBACK")
+    return read_u16(body), granted
+
+
+def publish_head(topic, payload_len, qos=0, retain=False, packet_id=0, dup=False):
+    """Fixed header, topic and packet id of a PUBLISH; the payload follows as is."""
+    if qos not in (0, 1):
+        raise ValueError("qos must be 0 or 1")
+    first = PUBLISH | qos << 1 | (0x08 if dup else 0) | (0x01 if retain else 0)
+    variable = string(topic)
+    if qos:
+        variable += u16(packet_id)
+    return bytes((first,)) + encode_length(len(variable) + payload_len) + variable
+
+
+def publish_qos(first_byte):
+    """QoS of an incoming PUBLISH from its first byte; 3 is a protocol violation."""
+    qos = first_byte >> 1 & 3
+    if qos == 3:
+        raise ValueError("PUBLISH with qos 3")
+    return qos
+
+
+def payload_length(remaining, topic_len, qos):
+    """Payload size of a PUBLISH whose topic is topic_len bytes long."""
+    size = remaining - 2 - topic_len - (2 if qos else 0)
+    if size < 0:
+        raise ValueError("PUBLISH shorter than its topic")
+    return size
+
+
+def puback(packet_id):
+    return bytes((PUBACK, 2)) + u16(packet_id)
+
+
+def parse_puback(body):
+    if len(body) != 2:
+        raise ValueError("malformed PUBACK")
+    return read_u16(body)

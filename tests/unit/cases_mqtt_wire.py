@@ -1,0 +1,139 @@
+from net import mqtt_wire as wire
+
+LENGTHS = [
+    (0, b"\x00"),
+    (127, b"\x7f"),
+    (128, b"\x80\x01"),
+    (16383, b"\xff\x7f"),
+    (16384, b"\x80\x80\x01"),
+    (2097151, b"\xff\xff\x7f"),
+    (2097152, b"\x80\x80\x80\x01"),
+    (268435455, b"\xff\xff\xff\x7f"),
+]
+
+
+def rejects(fn, *args):
+    try:
+        fn(*args)
+    except ValueError:
+        return True
+    raise AssertionError("accepted %r" % (args,))
+
+
+def test_remaining_length_encodes_the_spec_boundaries():
+    for value, encoded in LENGTHS:
+        assert wire.encode_length(value) == encoded, value
+    assert rejects(wire.encode_length, 268435456)
+    assert rejects(wire.encode_length, -1)
+
+
+def test_remaining_length_decodes_and_reports_where_it_ends():
+    for value, encoded in LENGTHS:
+        assert wire.decode_length(b"\x30" + encoded + b"rest", 1) == (value, 1 + len(encoded))
+
+
+def test_remaining_length_over_four_bytes_or_cut_short_is_rejected():
+    assert rejects(wire.decode_length, b"\xff\xff\xff\xff\x01")
+    assert rejects(wire.decode_length, b"\x80\x80")
+    assert rejects(wire.decode_length, b"")
+    assert rejects(wire.length_step, 0, 3, 0x80)
+
+
+def test_length_step_reads_one_byte_at_a_time():
+    assert wire.length_step(0, 0, 0x80 | 5) == (5, False)
+    assert wire.length_step(5, 1, 2) == (5 + 2 * 128, True)
+
+
+def test_string_fields_are_length_prefixed_utf8():
+    assert wire.string("a/b") == b"\x00\x03a/b"
+    assert wire.string("\u00fc") == b"\x00\x02\xc3\xbc"
+    assert wire.string(b"raw") == b"\x00\x03raw"
+    assert wire.string("") == b"\x00\x00"
+    assert rejects(wire.string, "x" * 65536)
+
+
+def test_u16_round_trip():
+    assert wire.u16(0x1234) == b"\x12\x34"
+    assert wire.read_u16(b"\x00\x12\x34", 1) == 0x1234
+    assert rejects(wire.read_u16, b"\x12")
+
+
+def test_connect_with_clean_session_and_keepalive():
+    assert wire.connect("dev1", 60) == (
+        b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04dev1")
+    assert wire.connect("dev1", 1200, clean=False)[9:12] == b"\x00\x04\xb0"
+
+
+def test_connect_with_a_retained_qos1_will():
+    packet = wire.connect("d", 30, will=("t/s", b"off", 1, True))
+    body = b"\x00\x04MQTT\x04\x2e\x00\x1e" + b"\x00\x01d" + b"\x00\x03t/s" + b"\x00\x03off"
+    assert packet == b"\x10" + bytes((len(body),)) + body
+
+
+def test_connect_with_user_name_and_password():
+    packet = wire.connect("d", 30, username="u", password="p")
+    assert packet[9] == 0xC2
+    assert packet.endswith(b"\x00\x01d\x00\x01u\x00\x01p")
+
+
+def test_connect_rejects_bad_will_qos_and_keepalive():
+    assert rejects(wire.connect, "d", 30, True, ("t", b"", 2, False))
+    assert rejects(wire.connect, "d", 65536)
+
+
+def test_connack():
+    assert wire.parse_connack(b"\x00\x00") == (False, 0)
+    assert wire.parse_connack(b"\x01\x05") == (True, 5)
+    assert rejects(wire.parse_connack, b"\x02\x00")  # reserved flag bits
+    assert rejects(wire.parse_connack, b"\x00")
+    assert wire.connack_reason(5) == "not authorized"
+    assert wire.connack_reason(4) == "bad user name or password"
+    assert wire.connack_reason(9) == "unknown return code 9"
+
+
+def test_subscribe_and_suback():
+    assert wire.subscribe(10, "a/b", 1) == b"\x82\x08\x00\x0a\x00\x03a/b\x01"
+    assert rejects(wire.subscribe, 1, "a", 2)
+    assert wire.parse_suback(b"\x00\x0a\x01") == (10, 1)
+    assert wire.parse_suback(b"\x01\x00\x80") == (256, wire.SUBACK_FAILURE)
+    assert rejects(wire.parse_suback, b"\x00\x0a\x03")
+    assert rejects(wire.parse_suback, b"\x00\x0a\x01\x01")
+
+
+def test_publish_head_qos0():
+    assert wire.publish_head("a/b", 5) == b"\x30\x0a\x00\x03a/b"
+
+
+def test_publish_head_qos1_retain_dup_carries_the_packet_id():
+    head = wire.publish_head("a/b", 5, qos=1, retain=True, packet_id=7, dup=True)
+    assert head == b"\x3b\x0c\x00\x03a/b\x00\x07"
+    assert rejects(wire.publish_head, "a", 0, 2)
+
+
+def test_publish_head_of_a_large_payload_has_a_long_length():
+    head = wire.publish_head("t", 20000)
+    assert head[:4] == b"\x30" + wire.encode_length(20003)
+    assert wire.decode_length(head, 1) == (20003, 4)
+
+
+def test_incoming_publish_fields():
+    assert wire.publish_qos(0x30) == 0
+    assert wire.publish_qos(0x33) == 1
+    assert wire.publish_qos(0x3C) == 2
+    assert rejects(wire.publish_qos, 0x36)
+    assert wire.payload_length(10, 3, 0) == 5
+    assert wire.payload_length(12, 3, 1) == 5
+    assert wire.payload_length(5, 3, 0) == 0
+    assert rejects(wire.payload_length, 4, 3, 0)
+    assert rejects(wire.payload_length, 6, 3, 1)
+
+
+def test_puback():
+    assert wire.puback(7) == b"\x40\x02\x00\x07"
+    assert wire.parse_puback(b"\xff\xfe") == 0xFFFE
+    assert rejects(wire.parse_puback, b"\x00")
+
+
+def test_fixed_packets():
+    assert wire.PINGREQ_PACKET == b"\xc0\x00"
+    assert wire.DISCONNECT_PACKET == b"\xe0\x00"

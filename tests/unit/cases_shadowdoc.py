@@ -1,0 +1,51 @@
+from core import config, shadowdoc
+
+
+def test_parse_refuses_non_objects_and_garbage():
+    assert shadowdoc.parse(b'{"state": {}}') == ({"state": {}}, None)
+    assert shadowdoc.parse(b"\xff\xfe") == (None, "not JSON")
+    assert shadowdoc.parse(b"[1]") == (None, "not a JSON object")
+    assert shadowdoc.parse(b'{"state": ') == (None, "not JSON")
+
+
+def test_wanted_from_delta_and_get():
+    delta = {"version": 7, "state": {"config": {"timeout_s": 60}}}
+    get = {"version": 7, "state": {"desired": {"config": {"volume": 3}}, "reported": {}}}
+    assert shadowdoc.wanted(delta, "delta") == {"timeout_s": 60}
+    assert shadowdoc.wanted(get, "get") == {"volume": 3}
+    assert shadowdoc.wanted({"state": {"reported": {}}}, "get") is None
+    assert shadowdoc.wanted({"state": "x"}, "delta") is None
+    assert shadowdoc.version(delta) == 7 and shadowdoc.version({"version": True}) is None
+
+
+def test_answer_applies_valid_refuses_invalid_and_clears_their_delta():
+    ack = shadowdoc.Acknowledger()
+    new, changed, state = ack.answer(config.DEFAULTS, {"timeout_s": 60, "volume": 500,
+                                                       "colour": "red"})
+    assert new["timeout_s"] == 60 and new["volume"] is None and changed == {"timeout_s": 60}
+    assert state["reported"]["config"] == new
+    assert state["reported"]["config_errors"] == {"volume": "must be 0..100",
+                                                  "colour": "unknown setting"}
+    assert state["desired"] == {"config": {"volume": None, "colour": None}}
+    # The owner fixes the volume: its old error is cleared, nothing left to delete.
+    new, changed, state = ack.answer(new, {"volume": 40})
+    assert changed == {"volume": 40}
+    assert state["reported"]["config_errors"] == {"volume": None, "colour": None}
+    assert "desired" not in state
+
+
+def test_normalised_values_are_written_back_to_desired():
+    ack = shadowdoc.Acknowledger()
+    link = "https://open.spotify.com/playlist/37i9dQZF1DXcBWIGoYBM5M?si=x"
+    new, _, state = ack.answer(config.DEFAULTS, {"playlist_uri": link, "quiet_start": ""})
+    assert new["playlist_uri"] == "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"
+    assert state["desired"]["config"] == {"playlist_uri": new["playlist_uri"],
+                                          "quiet_start": None}
+    assert state["reported"]["config_errors"] is None
+
+
+def test_a_config_that_is_not_an_object_is_refused_whole():
+    new, changed, state = shadowdoc.Acknowledger().answer(config.DEFAULTS, [1, 2])
+    assert new == config.DEFAULTS and changed == {}
+    assert state["desired"] == {"config": None}
+    assert state["reported"]["config_errors"] == {"config": "must be an object"}

@@ -1,0 +1,39 @@
+from core import tz
+from core.stats import DAYS, Stats
+from core.tz import days_from_civil
+
+BERLIN = tz.parse("CET-1CEST,M3.5.0,M10.5.0/3")
+
+
+def at(y, mo, d, h, mi=0):
+    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60
+
+
+def test_sessions_count_in_local_hour_and_day():
+    s = Stats()
+    s.motion(at(2026, 11, 23, 23, 30))
+    s.session(BERLIN, at(2026, 11, 23, 23, 30), 95)  # 00:30 on the 24th in Berlin
+    d = s.as_dict()
+    assert d["sessions"] == 1 and d["play_s"] == 95 and d["motions"] == 1
+    assert d["by_hour"][0] == 1 and sum(d["by_hour"]) == 1
+    assert d["by_day"] == [["2026-11-24", 1]]
+    assert d["last_motion"] == at(2026, 11, 23, 23, 30)
+
+
+def test_days_are_bounded_and_survive_a_round_trip():
+    s = Stats()
+    for day in range(1, 21):
+        s.session(BERLIN, at(2026, 7, day, 10), 60)
+    d = s.as_dict()
+    assert len(d["by_day"]) == DAYS and d["by_day"][0][0] == "2026-07-07"
+    again = Stats(d).as_dict()
+    assert again == d
+
+
+def test_garbage_saved_state_becomes_zeros():
+    s = Stats({"sessions": -4, "play_s": "x", "by_hour": [1, 2], "by_day": [["a"], 5],
+               "motions": True, "last_motion": "yesterday"})
+    d = s.as_dict()
+    assert d["sessions"] == 0 and d["play_s"] == 0 and d["motions"] == 0
+    assert d["by_hour"] == [0] * 24 and d["by_day"] == [] and d["last_motion"] is None
+    assert Stats("not a dict").as_dict() == Stats().as_dict()
