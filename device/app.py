@@ -3,7 +3,8 @@
 # The control task ticks every LOOP_MS: it drains PIR edges, runs the session
 # state machine, feeds the watchdog and drives the LED. The worker task makes
 # the network calls (boot, token refresh, play, pause) one at a time, so a slow
-# server or a wait never holds up motion handling or the timeout.
+# server or a wait never holds up motion handling or the timeout. The shadow
+# link (when the board is provisioned for AWS IoT) runs as a third task.
 import asyncio
 import random
 import sys
@@ -14,8 +15,9 @@ import log
 import store
 from core import config as config_schema
 from core import session as sess
-from core import tz
+from core import shadowdoc, tz
 from core.motion import Presence
+from core.stats import Stats
 from core.ticks import ticks_diff
 from edges import EdgeRing
 from net import https, tls
@@ -29,6 +31,8 @@ IDLE_POLL_MS = const(1000)
 DEFAULT_GLITCH_MS = const(200)
 TOKEN_LIFE_DAYS = const(182)  # Spotify refresh tokens live about six months
 MAX_CRASHES = const(5)
+HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
+MQTT_KEEPALIVE_S = const(300)
 
 API_URL = "https://api.spotify.com"
 ACCOUNTS_URL = "https://accounts.spotify.com"
@@ -54,6 +58,13 @@ class App:
         self.token_issued_at = None
         self.config = self._load_config()
         self.zone = tz.parse(self.config["tz"])
+        saved_stats, _ = store.load_json("stats.json", None)
+        self.stats = Stats(saved_stats)
+        self.acknowledger = shadowdoc.Acknowledger()
+        self.link = None
+        self.single_tls = settings.get("single_tls", True)
+        self.boot_utc = None
+        self.last_heartbeat = None
 
     # -- boot ---------------------------------------------------------------
 
@@ -74,7 +85,9 @@ class App:
             log.event("error", error="not_provisioned", detail=problem or token_problem)
             return
         await self._connect(secrets)
-        ctx = tls.context(tls.load_ca_dir("ca"))
+        self.boot_utc = self.last_heartbeat = self.board.utc()
+        roots = tls.load_ca_dir("ca")
+        ctx = tls.context(roots)
         api = https.Client(secrets.get("spotify_api_url", API_URL), ctx)
         accounts = https.Client(secrets.get("spotify_accounts_url", ACCOUNTS_URL), ctx)
         self.token_issued_at = token.get("issued_at")
@@ -89,6 +102,90 @@ class App:
         self.player = Player(self.spotify)
         # Token and speaker id now, so the motion path needs neither.
         await self._spotify_call(self._warm_up)
+        self._start_link(secrets, roots)
+
+    def _start_link(self, secrets, roots):
+        thing, endpoint = secrets.get("thing_name"), secrets.get("iot_endpoint")
+        if not thing or not endpoint:
+            return  # not provisioned for AWS IoT: Spotify only
+        try:
+            with open("iot/cert.der", "rb") as f:
+                cert = f.read()
+            with open("iot/key.der", "rb") as f:
+                key = f.read()
+        except OSError:
+            self._set_error("iot_not_provisioned")
+            return
+        from net.mqtt import Client  # only boards with a shadow link pay for it
+        from shadow import ShadowLink
+
+        client = Client(endpoint, secrets.get("iot_port", 8883), thing,
+                        tls.context(roots, cert, key), keepalive_s=MQTT_KEEPALIVE_S,
+                        max_message=8192)
+        self.link = ShadowLink(client, thing, self._answer_desired, self._section)
+        if self.single_tls:
+            self.spotify.api.close()  # the warm-up's connection: the link takes the slot
+        asyncio.create_task(self.link.run())
+
+    # -- the shadow ---------------------------------------------------------
+
+    def _answer_desired(self, desired):
+        new, changed, state = self.acknowledger.answer(self.config, desired)
+        errors = state["reported"]["config_errors"]
+        if errors:
+            log.event("config_refused", refused={k: v for k, v in errors.items() if v})
+        if changed:
+            self.config = new
+            store.save_json("config.json", new)
+            if "tz" in changed:
+                self.zone = tz.parse(new["tz"])
+            if "spotify_device" in changed and self.player:
+                self.player.forget_device()
+            log.event("config_applied", changed=changed)
+        return state
+
+    def _section(self, name):
+        if name == "config":
+            return self.config
+        if name == "stats":
+            return self.stats.as_dict()
+        return self.status()
+
+    def status(self):
+        utc = self.board.utc()
+        return {
+            "firmware": VERSION,
+            "state": self.session.phase(),
+            "error": self.error or self.session.error,
+            "uptime_s": utc - self.boot_utc if self.boot_utc else 0,
+            "free_heap": self.board.free_heap(),
+            "rssi": self.board.rssi(),
+            "token_days_left": self.token_days_left(),
+            "reset_cause": self.board.reset_cause(),
+        }
+
+    def _link_counts(self):
+        """Cumulative MQTT traffic, for the benchmark's messages-per-session figures."""
+        link = self.link
+        if not link:
+            return {}
+        return {"mqtt_sent": link.sent, "mqtt_received": link.received,
+                "mqtt_bytes_out": link.bytes_out, "mqtt_bytes_in": link.bytes_in,
+                "mqtt_connects": link.client.connects}
+
+    def _report(self, *sections):
+        if self.link:
+            self.link.report(*sections)
+
+    async def _take_tls(self):
+        """Before a Spotify call: on a single-TLS board the shadow link yields its slot."""
+        if self.link and self.single_tls:
+            await self.link.suspend()
+
+    def _give_tls(self):
+        if self.link and self.single_tls:
+            self.spotify.api.close()
+            self.link.resume()
 
     async def _connect(self, secrets):
         attempt = 0
@@ -152,6 +249,7 @@ class App:
         p = self.presence
         if p.arrivals != self._arrivals_seen:
             self._arrivals_seen = p.arrivals
+            self.stats.motion(self.board.utc() if self.clock_ok else None)
             log.event("motion", count=p.arrivals)
         if p.occupied != self._occupied_seen:
             self._occupied_seen = p.occupied
@@ -175,7 +273,11 @@ class App:
         elif kind == "skip":
             log.event("skip", why=decision[1])
         elif kind == "end":
-            log.event("session_end", why=decision[1], duration_s=decision[2] // 1000)
+            duration_s = decision[2] // 1000
+            log.event("session_end", why=decision[1], duration_s=duration_s, **self._link_counts())
+            self.stats.session(self.zone, self.board.utc() - duration_s, duration_s)
+            store.save_json("stats.json", self.stats.as_dict())  # the one write per session
+            self._report("status", "stats")
         elif kind == "retry":
             log.event("retry", action=decision[1], wait_ms=decision[2], why=decision[3])
         elif kind == "error":
@@ -186,6 +288,7 @@ class App:
     def _set_error(self, error):
         if error != self.error:
             self.error = error
+            self._report("status")
             if error:
                 log.event("error", error=error)
 
@@ -209,9 +312,16 @@ class App:
             self.job_ready.clear()
             job, self.job = self.job, None
             if job:
+                await self._take_tls()
                 await self._run_job(job)
+                self._give_tls()
             elif self._should_refresh():
+                await self._take_tls()
                 await self._spotify_call(self.spotify.refresh)
+                self._give_tls()
+            elif self.board.utc() - self.last_heartbeat >= HEARTBEAT_S:
+                self.last_heartbeat = self.board.utc()
+                self._report("status")
 
     def _should_refresh(self):
         return (
@@ -233,6 +343,7 @@ class App:
 
     async def _run_job(self, job):
         started = self.board.ticks_ms()
+        calls, connects = self.spotify.calls, self.spotify.api.connects
         try:
             if job == "play":
                 outcome = await self.player.start(started, self.config)
@@ -258,8 +369,8 @@ class App:
                 device=self.config["spotify_device"],
                 context=self.player.started_context,
                 latency_ms=ticks_diff(now, self.presence.arrived_ms),
-                calls=self.spotify.calls,
-                connects=self.spotify.api.connects,
+                calls=self.spotify.calls - calls,  # round trips on the motion path
+                connects=self.spotify.api.connects - connects,
             )
         elif outcome == sess.PAUSED:
             log.event("pause", device=self.config["spotify_device"])

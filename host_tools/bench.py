@@ -56,11 +56,6 @@ def latency_line(label, plays):
         label, statistics.median(values), percentile(values, 0.95), len(values), 100)
 
 
-def motion_path_round_trips(plays):
-    """API requests and new connections between the motion and the play answer."""
-    calls = [b["calls"] - a["calls"] for a, b in zip(plays, plays[1:], strict=False)]
-    connects = [b["connects"] - a["connects"] for a, b in zip(plays, plays[1:], strict=False)]
-    return calls, connects
 
 
 def session_cycle_works(heapsize: str) -> bool:
@@ -93,10 +88,12 @@ def main() -> int:
           % SESSIONS)
     print(latency_line("warm (connection kept alive)", warm[1:]))
     print(latency_line("cold (new TLS handshake)", cold))
-    calls, connects = motion_path_round_trips(warm)
     api = [r for r in warm_requests if r["path"] != "/api/token"]
-    print("\nRound trips on the motion path: %d HTTP requests (GET player, PUT play), "
-          "%d new connections when warm" % (statistics.median(calls), statistics.median(connects)))
+    print("\nRound trips on the motion path: %d HTTP requests (GET player, PUT play); "
+          "new TLS connections: %d warm, %d cold" % (
+              statistics.median(p["calls"] for p in warm),
+              statistics.median(p["connects"] for p in warm[1:]),
+              statistics.median(p["connects"] for p in cold)))
     print("Spotify API calls per session: %.1f (play + pause, incl. ownership checks)"
           % (len(api) / SESSIONS))
     print("\nSmallest -X heapsize for boot + play + timeout + pause: %d KB (64-bit host; "

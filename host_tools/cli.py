@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import SpottyError
@@ -27,9 +28,31 @@ def _print_event(as_json):
 
 def cmd_sim(args) -> int:
     from . import sim
-    from .mock_spotify import MockSpotify
 
     scenario = sim.validate_scenario(_read_json(args.scenario))
+    if not args.iot:
+        return _sim_spotify(args, scenario, None)
+    from .shadow_service import IotLocal
+
+    with IotLocal() as iot, tempfile.TemporaryDirectory() as keys:
+        files = iot.issue_thing(args.thing, Path(keys))
+        target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, args.thing,
+                               files.ca_der.read_bytes(), files.cert_der.read_bytes(),
+                               files.key_der.read_bytes(), iot.endpoint_url)
+        code = _sim_spotify(args, scenario, target)
+        if not args.json:
+            from .remote_config import render_config
+            from .shadow_client import ShadowClient
+
+            print("\nThe shadow of %s after the run:" % args.thing)
+            print(render_config(ShadowClient(args.thing, iot.endpoint_url).get()))
+        return code
+
+
+def _sim_spotify(args, scenario, iot) -> int:
+    from . import sim
+    from .mock_spotify import MockSpotify
+
     show = _print_event(args.json)
     if args.spotify_url:
         if not args.spotify_ca:
@@ -40,11 +63,11 @@ def cmd_sim(args) -> int:
             os.environ.get("SPOTIFY_CLIENT_SECRET"),
             os.environ.get("SPOTIFY_REFRESH_TOKEN", "refresh-0"),
         )
-        result = sim.run(scenario, target, on_event=show)
+        result = sim.run(scenario, target, on_event=show, iot=iot)
     else:
         with MockSpotify() as mock:
             target = sim.SpotifyTarget(mock.url, mock.ca.cert_der)
-            result = sim.run(scenario, target, on_event=show)
+            result = sim.run(scenario, target, on_event=show, iot=iot)
             if not args.json:
                 _print_calls(mock.requests())
     return _finish(result)
@@ -69,10 +92,60 @@ def cmd_demo(args) -> int:
 def cmd_mock_spotify(args) -> int:
     from .mock_spotify import serve
 
-    def announce(info):
-        print(json.dumps(info), flush=True)
+    serve(args.host, args.port, Path(args.state_dir), _announce)
+    return 0
 
-    serve(args.host, args.port, Path(args.state_dir), announce)
+
+def cmd_iot_local(args) -> int:
+    from .shadow_service import serve
+
+    serve(Path(args.state_dir), args.mqtt_port, args.http_port, _announce)
+    return 0
+
+
+def _announce(info):
+    print(json.dumps(info), flush=True)
+
+
+def _shadow(args):
+    from .shadow_client import ShadowClient
+
+    return ShadowClient(args.thing, args.endpoint_url, args.region)
+
+
+def cmd_config(args) -> int:
+    from . import remote_config
+
+    shadow = _shadow(args)
+    if args.action == "get":
+        document = shadow.get()
+        shown = json.dumps(document, indent=2) if args.json else None
+        print(shown or remote_config.render_config(document))
+        return 0
+    if args.action == "watch":
+        remote_config.watch(shadow.get, print, args.interval, args.count)
+        return 0
+    if args.action == "set":
+        wanted = remote_config.parse_assignments(args.values)
+    else:
+        wanted = remote_config.defaults_for(args.values)
+    version = shadow.set_desired(wanted)
+    print("desired config of %s updated (shadow version %d): %s" % (
+        args.thing, version, ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in wanted.items())))
+    if args.wait:
+        document = remote_config.wait_until_reported(shadow.get, wanted, args.timeout)
+        print("the device applied it:\n" + remote_config.render_config(document))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from . import remote_config
+
+    document = _shadow(args).get()
+    print(remote_config.render_stats(document))
+    if args.plot:
+        remote_config.plot_stats(document, args.plot)
+        print("\nplot written to %s" % args.plot)
     return 0
 
 
@@ -112,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spotify-url", help="a Spotify-compatible server (default: a local mock)")
     p.add_argument("--spotify-ca", help="CA certificate (PEM or DER) to trust for that server")
     p.add_argument("--client-id", default="spotty-test-client", help="Spotify client id")
+    p.add_argument("--iot", action="store_true",
+                   help="with the shadow link, against a local AWS IoT stand-in (needs mosquitto)")
+    p.add_argument("--thing", default="sim-bathroom", help="thing name with --iot")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("demo", help="a short demo on the simulator")
@@ -122,7 +198,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8443)
     p.add_argument("--state-dir", default=".sim/mock-spotify", help="where its CA is written")
     p.set_defaults(func=cmd_mock_spotify)
+
+    p = sub.add_parser("iot-local", help="a local AWS IoT stand-in: mosquitto + shadow service")
+    p.add_argument("--state-dir", default=".sim/iot-local", help="keys and shadows live here")
+    p.add_argument("--mqtt-port", type=int, default=8883)
+    p.add_argument("--http-port", type=int, default=8080, help="the data-plane shadow API")
+    p.set_defaults(func=cmd_iot_local)
+
+    p = sub.add_parser("config", help="the device's settings, through its shadow")
+    p.add_argument("action", choices=["get", "set", "unset", "watch"])
+    p.add_argument("values", nargs="*", help="KEY=VALUE for set, KEY for unset")
+    _shadow_arguments(p)
+    p.add_argument("--wait", action="store_true", help="set/unset: wait for the device")
+    p.add_argument("--timeout", type=float, default=60, help="seconds --wait waits")
+    p.add_argument("--json", action="store_true", help="get: the raw shadow document")
+    p.add_argument("--interval", type=float, default=2.0, help="watch: seconds between looks")
+    p.add_argument("--count", type=int, help="watch: stop after this many changes")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("stats", help="how the device has been used (its reported stats)")
+    _shadow_arguments(p)
+    p.add_argument("--plot", metavar="FILE.png", help="draw sessions by hour and by day")
+    p.set_defaults(func=cmd_stats)
     return parser
+
+
+def _shadow_arguments(p) -> None:
+    p.add_argument("--thing", required=True, help="the device's AWS IoT thing name")
+    p.add_argument("--endpoint-url", help="data-plane API (default: your AWS account's)")
+    p.add_argument("--region", help="AWS region (default: your AWS configuration's)")
 
 
 def main(argv=None) -> int:

@@ -46,6 +46,10 @@ def describe(event) -> str | None:
             _why(e.get("why")), e.get("action"), e.get("wait_ms", 0) / 1000),
         "error": lambda e: "error: %s" % _why(e.get("error")),
         "token_rotated": lambda e: "Spotify issued a new refresh token; stored it",
+        "config_applied": lambda e: "new settings from the shadow: %s" % ", ".join(
+            "%s=%s" % kv for kv in sorted(e.get("changed", {}).items())),
+        "config_refused": lambda e: "refused settings: %s" % "; ".join(
+            "%s (%s)" % kv for kv in sorted(e.get("refused", {}).items())),
         "crash": lambda e: "firmware crashed (%s) and restarted" % e.get("error"),
     }.get(kind)
     return "%s  %s" % (_seconds(event), text(event)) if text else None

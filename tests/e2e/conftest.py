@@ -17,7 +17,7 @@ def run_sim(mock, tmp_path):
     """Run a scenario against the mock; returns the SimResult."""
 
     def run(events, until, config=None, clock="2026-11-23T12:00:00Z", device=None,
-            on_event=None, **target):
+            on_event=None, iot=None, settings=None, **target):
         scenario = sim.validate_scenario({
             "clock": clock,
             "config": dict(BASE_CONFIG, **(config or {})),
@@ -35,7 +35,8 @@ def run_sim(mock, tmp_path):
             if on_event:
                 on_event(event)
 
-        result = sim.run(scenario, spotify, flash=flash, on_event=observe)
+        result = sim.run(scenario, spotify, flash=flash, on_event=observe, iot=iot,
+                         settings=settings)
         assert result.returncode == 0, "\n".join(result.console[-30:])
         assert not result.named("crash"), result.named("crash")
         return result

@@ -16,6 +16,9 @@ def test_play_uses_configured_device_and_playlist(mock, run_sim):
     assert mock.playback()["is_playing"] and mock.playback()["context"]["uri"] == playlist
     [play] = result.named("play")
     assert play["context"] == playlist and play["latency_ms"] >= 100  # glitch filter is 100 ms
+    # Token and speaker id were fetched at boot: the motion path is GET player + PUT play
+    # on the connection the boot left open.
+    assert play["calls"] == 2 and play["connects"] == 0, play
 
 
 def test_more_motion_extends_without_calls_and_pauses_after_timeout(mock, run_sim):

@@ -1,0 +1,170 @@
+# The AWS IoT classic shadow link: configuration in (delta, get), status and
+# statistics out (reported), over our MQTT client.
+#
+# Boards without PSRAM hold one TLS connection at a time (DESIGN.md §3). Then
+# the app suspends the link around each Spotify call: suspend() cancels the
+# link task and closes the socket at once, so the motion path waits for no
+# MQTT round trip; resume() reconnects in the background and `get` fetches
+# whatever desired state changed meanwhile.
+import asyncio
+import json
+import random
+
+from micropython import const
+
+import log
+from core import backoff, shadowdoc
+from net.mqtt import MqttError
+
+_MAX_MESSAGE = const(8192)  # an AWS shadow document is at most 8 KB of state
+_RECEIVE_MS = const(1000)
+_RETRY_BASE_MS = const(1000)
+_RETRY_CAP_MS = const(300000)
+SECTIONS = ("config", "status", "stats")
+
+
+class ShadowLink:
+    def __init__(self, client, thing, answer_desired, read_section):
+        """answer_desired(config) -> shadow state that acknowledges it;
+        read_section(name) -> the current reported value of a section in SECTIONS."""
+        self.client = client
+        self.thing = thing
+        self._topic = "$aws/things/" + thing + "/shadow/"
+        self._answer_desired = answer_desired
+        self._read_section = read_section
+        self._allowed = asyncio.Event()
+        self._allowed.set()
+        self._task = None
+        self._due = set(SECTIONS)  # everything goes out after the first connect
+        self._version = None  # of the last desired state applied
+        self._token = 0
+        self.up = False
+        self.sent = 0
+        self.received = 0
+        self.bytes_out = 0
+        self.bytes_in = 0
+
+    # -- what the app calls -------------------------------------------------
+
+    def report(self, *sections):
+        """Send these sections with the next update (coalesced)."""
+        for name in sections:
+            self._due.add(name)
+
+    async def suspend(self):
+        """Close the link now (one TLS connection at a time); resume() reopens it."""
+        self._allowed.clear()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        await self._close()
+
+    def resume(self):
+        self._allowed.set()
+
+    async def run(self):
+        attempt = 0
+        while True:
+            await self._allowed.wait()
+            self._task = asyncio.create_task(self._session())
+            try:
+                await self._task
+                failed = None
+            except asyncio.CancelledError:
+                failed = None  # suspended
+            except (MqttError, OSError, ValueError) as e:
+                failed = getattr(e, "kind", None) or repr(e)
+            self._task = None
+            await self._close()
+            if failed is None:
+                attempt = 0
+                continue
+            attempt += 1
+            log.event("error", error="shadow_link", detail=failed, attempt=attempt)
+            await asyncio.sleep_ms(
+                backoff.delay_ms(attempt, random.random(), _RETRY_BASE_MS, _RETRY_CAP_MS)
+            )
+
+    # -- the link -----------------------------------------------------------
+
+    async def _session(self):
+        client = self.client
+        await client.connect(clean=True)
+        for suffix in ("update/delta", "update/rejected", "get/accepted", "get/rejected"):
+            await client.subscribe(self._topic + suffix, 1)
+        self.up = True
+        log.event("shadow_up")
+        await self._publish("get", {"clientToken": self._next_token()})
+        while True:
+            message = await client.receive(_RECEIVE_MS)
+            if message is not None:
+                self._count_in(message[1])
+                await self._handle(message[0], message[1])
+            if self._due:
+                await self._update()
+
+    async def _close(self):
+        if self.up:
+            self.up = False
+            log.event("shadow_down")
+        try:
+            await self.client.disconnect()
+        except (MqttError, OSError):
+            self.client.close()
+
+    async def _handle(self, topic, payload):
+        suffix = topic[len(self._topic):] if topic.startswith(self._topic) else topic
+        doc, problem = shadowdoc.parse(payload)
+        if problem:
+            log.event("error", error="shadow_message", detail=problem, topic=suffix)
+            return
+        if suffix in ("update/rejected", "get/rejected"):
+            if suffix == "get/rejected" and doc.get("code") == 404:
+                self._due.update(SECTIONS)  # a new thing: our first report creates it
+            else:
+                log.event("error", error="shadow_rejected", code=doc.get("code"),
+                          detail=str(doc.get("message"))[:80])
+            return
+        version = shadowdoc.version(doc)
+        if suffix == "get/accepted":
+            # The whole document: act only when desired and reported differ.
+            state = doc.get("state")
+            pending = isinstance(state, dict) and state.get("delta") is not None
+            desired = shadowdoc.wanted(doc, "get") if pending else None
+        elif version is not None and self._version is not None and version <= self._version:
+            log.event("shadow_stale", version=version)
+            return
+        else:
+            desired = shadowdoc.wanted(doc, "delta")
+        if version is not None:
+            self._version = version
+        if desired is not None:
+            await self._update(self._answer_desired(desired))
+
+    async def _update(self, state=None):
+        """Publish `state` plus every section due; a section stays due until sent."""
+        names = list(self._due)
+        state = state or {}
+        if names:
+            reported = state.get("reported") or {}
+            for name in names:
+                reported[name] = self._read_section(name)
+            state["reported"] = reported
+        if state:
+            await self._publish("update", {"state": state, "clientToken": self._next_token()})
+        for name in names:
+            self._due.discard(name)
+
+    async def _publish(self, suffix, document):
+        payload = json.dumps(document).encode()
+        await self.client.publish(self._topic + suffix, payload, 1)
+        self.sent += 1
+        self.bytes_out += len(payload)
+
+    def _count_in(self, payload):
+        self.received += 1
+        self.bytes_in += len(payload)
+
+    def _next_token(self):
+        self._token += 1
+        return "%s-%d" % (self.thing, self._token)

@@ -1,0 +1,182 @@
+"""The firmware's shadow link against real mosquitto (mutual TLS, per-thing ACL) and the
+local shadow service: configuration in, status and statistics out."""
+
+import itertools
+import json
+import ssl
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+from needs import needs_mosquitto
+
+from conftest import api_calls
+from host_tools import sim
+from host_tools.shadow_client import ShadowClient
+from host_tools.shadow_service import IotLocal
+
+pytestmark = needs_mosquitto
+VISIT = [{"at": 0.5, "pir": 1}, {"at": 1.5, "pir": 0}]
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def iot():
+    with IotLocal() as local:
+        yield local
+
+
+@pytest.fixture
+def thing(iot, tmp_path):
+    name = "bath-%d" % next(_names)
+    files = iot.issue_thing(name, tmp_path / "keys")
+    target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, name, files.ca_der.read_bytes(),
+                           files.cert_der.read_bytes(), files.key_der.read_bytes(),
+                           iot.endpoint_url)
+    return target, ShadowClient(name, iot.endpoint_url)
+
+
+def run_with_iot(run_sim, target, events, until, **kwargs):
+    return run_sim(events, until, iot=target, **kwargs)
+
+
+def reported(shadow):
+    return shadow.get()["state"]["reported"]
+
+
+def service_publish(iot, tmp_path, topic, payload: bytes):
+    """Publish as the shadow service would (it may write to every thing's topics)."""
+    iot.broker.issue_client("shadow-service").write(tmp_path, "svc")
+    (tmp_path / "ca.pem").write_bytes(iot.ca.cert_pem)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="svc-test",
+                         protocol=mqtt.MQTTv311)
+    client.tls_set(ca_certs=str(tmp_path / "ca.pem"), certfile=str(tmp_path / "svc.pem"),
+                   keyfile=str(tmp_path / "svc.key.pem"), cert_reqs=ssl.CERT_REQUIRED)
+    client.connect(iot.mqtt_host, iot.mqtt_port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_first_connect_creates_the_shadow_with_config_status_and_stats(mock, run_sim, thing):
+    target, shadow = thing
+    assert shadow.get() is None
+    run_with_iot(run_sim, target, VISIT, 4.5)
+    state = reported(shadow)
+    assert state["config"]["spotify_device"] == "Bathroom" and state["config"]["timeout_s"] == 2
+    assert state["status"]["firmware"] and state["status"]["token_days_left"] == 182
+    assert state["stats"]["sessions"] == 1 and state["stats"]["motions"] == 1
+    document = json.dumps(shadow.get())
+    assert len(json.dumps(state)) < 4096, len(json.dumps(state))
+    for secret in ("refresh-0", "sim-password", "BEGIN", "spotty-test-client"):
+        assert secret not in document
+
+
+def test_desired_change_is_applied_persisted_and_reported(mock, run_sim, thing, tmp_path):
+    target, shadow = thing
+    events = VISIT + [{"at": 2.0, "desired": {"timeout_s": 60, "volume": 25}}]
+    result = run_with_iot(run_sim, target, events, 4.0)
+    [applied] = result.named("config_applied")
+    assert applied["changed"] == {"timeout_s": 60, "volume": 25}
+    doc = shadow.get()
+    assert doc["state"]["reported"]["config"]["timeout_s"] == 60
+    assert "delta" not in doc["state"]
+    stored = json.loads((tmp_path / "flash" / "config.json").read_text())
+    assert stored["timeout_s"] == 60 and stored["volume"] == 25
+
+
+def test_invalid_values_are_refused_with_reasons_and_the_old_value_stays(
+        mock, run_sim, thing):
+    target, shadow = thing
+    events = [{"at": 1.0, "desired": {"timeout_s": 99999, "colour": "red", "motion_gap_s": 5}}]
+    result = run_with_iot(run_sim, target, events, 3.0)
+    [refused] = result.named("config_refused")
+    assert refused["refused"] == {"timeout_s": "must be 1..7200", "colour": "unknown setting"}
+    doc = shadow.get()
+    state = doc["state"]
+    assert state["reported"]["config"]["timeout_s"] == 2
+    assert state["reported"]["config"]["motion_gap_s"] == 5
+    assert state["reported"]["config_errors"] == {"timeout_s": "must be 1..7200",
+                                                  "colour": "unknown setting"}
+    assert "delta" not in state  # the refused wishes were removed from desired
+    assert "timeout_s" not in state["desired"]["config"]
+
+
+def test_a_change_made_while_the_device_is_off_applies_at_boot(mock, run_sim, thing):
+    target, shadow = thing
+    shadow.set_desired({"timeout_s": 30, "if_busy": "transfer"})
+    result = run_with_iot(run_sim, target, [], 2.0)
+    assert result.named("config_applied")[0]["changed"] == {"timeout_s": 30,
+                                                             "if_busy": "transfer"}
+    assert reported(shadow)["config"]["if_busy"] == "transfer"
+
+
+def test_stale_malformed_and_oversized_messages_are_ignored(mock, run_sim, thing, iot,
+                                                            tmp_path):
+    target, shadow = thing
+    topic = "$aws/things/%s/shadow/update/delta" % target.thing
+
+    def inject(event):
+        if event["ev"] == "shadow_up" and not inject.done:
+            inject.done = True
+            threading.Thread(target=send, daemon=True).start()
+
+    def send():
+        service_publish(iot, tmp_path, topic, b"{not json")
+        service_publish(iot, tmp_path, topic, b"[1, 2]")
+        service_publish(iot, tmp_path, topic, json.dumps(
+            {"version": 1, "state": {"config": {"timeout_s": 7}, "pad": "x" * 20000}}).encode())
+        service_publish(iot, tmp_path, topic, json.dumps(
+            {"version": 1, "state": {"config": {"timeout_s": 9}}}).encode())
+
+    inject.done = False
+    result = run_with_iot(run_sim, target, [{"at": 2.5, "desired": {"volume": 30}}], 4.0,
+                          on_event=inject)
+    problems = [e["detail"] for e in result.named("error") if e["error"] == "shadow_message"]
+    assert problems == ["not JSON", "not a JSON object"], result.named("error")
+    assert result.named("shadow_stale"), "a delta older than the applied version was used"
+    state = reported(shadow)
+    assert state["config"]["timeout_s"] == 2 and state["config"]["volume"] == 30
+
+
+def test_spotify_is_called_only_while_the_link_is_down(mock, run_sim, thing):
+    """Boards without PSRAM: never two TLS connections at once (single_tls, the default)."""
+    target, _ = thing
+    result = run_with_iot(run_sim, target, VISIT, 4.5)
+    ups = [e["t"] / 1000 for e in result.named("shadow_up")]
+    downs = [e["t"] / 1000 for e in result.named("shadow_down")]
+    assert len(ups) >= 3 and len(downs) >= 2  # up, down for play, up, down for pause, up
+    intervals = list(zip(ups, downs + [float("inf")], strict=False))
+    calls = api_calls(mock)
+    assert len(calls) == 4
+    for call in calls:
+        t = call["t"] - result.ready_at
+        assert not any(up <= t <= down for up, down in intervals), (t, intervals)
+
+
+def test_with_psram_the_link_stays_up_during_calls(mock, run_sim, thing):
+    target, _ = thing
+    result = run_with_iot(run_sim, target, VISIT, 4.5, settings={"single_tls": False})
+    assert len(result.named("shadow_up")) == 1 and result.named("shadow_down") == []
+    assert len(result.named("pause")) == 1
+
+
+def test_broker_down_mid_session_music_still_plays_and_pauses_then_reports(
+        mock, run_sim, thing, iot):
+    target, shadow = thing
+
+    def outage(event):
+        if event["ev"] == "motion":
+            iot.broker.stop()
+        if event["ev"] == "session_end":
+            threading.Timer(1.0, iot.broker.start).start()
+
+    result = run_with_iot(run_sim, target, VISIT, 9.0, on_event=outage)
+    assert len(result.named("play")) == 1 and len(result.named("pause")) == 1
+    [end] = result.named("session_end")
+    assert 3400 <= end["t"] <= 4800  # left at 1.5 s, 2 s timeout: on time despite the outage
+    assert any(e.get("error") == "shadow_link" for e in result.named("error"))
+    assert reported(shadow)["stats"]["sessions"] == 1  # reported once the link was back
