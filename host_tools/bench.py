@@ -98,6 +98,11 @@ def main() -> int:
           % (len(api) / SESSIONS))
     print("\nSmallest -X heapsize for boot + play + timeout + pause: %d KB (64-bit host; "
           "objects are smaller on the 32-bit ESP32)" % min_heap_kb())
+    from . import bench_iot, ota_bench
+
+    bench_iot.main()
+    print()
+    ota_bench.main()
     return 0
 
 
