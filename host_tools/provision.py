@@ -7,7 +7,6 @@ certs/devices/NAME/ are reused, never duplicated. Nothing secret is printed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import warnings
@@ -20,8 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from .board import Transport, sha256_hex
+from .board import Transport, read_json, sha256_hex
 from .errors import SpottyError
+from .private_files import write_private
 from .runtime import REPO
 
 POLICY_NAME = "SpottyPottySenseDevice"
@@ -205,16 +205,6 @@ class DeviceCertificate:
         )
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write atomically, readable by the owner only from the first byte on."""
-    temp = path.with_name(path.name + ".tmp")
-    temp.unlink(missing_ok=True)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(temp, path)
-
-
 def save_host_copy(directory: Path, device: DeviceCertificate) -> None:
     """cert.pem/.der, key.pem/.der (0600) and certificate.json under certs/devices/NAME/."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -225,12 +215,12 @@ def save_host_copy(directory: Path, device: DeviceCertificate) -> None:
         serialization.NoEncryption(),
     )
     # The key first: a certificate without its key would be useless.
-    _write_private(directory / "key.pem", key_pem)
-    _write_private(directory / "key.der", device.key_der)
-    _write_private(directory / "cert.pem", device.cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(directory / "cert.der", device.cert_der)
+    write_private(directory / "key.pem", key_pem)
+    write_private(directory / "key.der", device.key_der)
+    write_private(directory / "cert.pem", device.cert.public_bytes(serialization.Encoding.PEM))
+    write_private(directory / "cert.der", device.cert_der)
     meta = {"certificateId": device.certificate_id, "certificateArn": device.certificate_arn}
-    _write_private(directory / "certificate.json", json.dumps(meta, indent=2).encode())
+    write_private(directory / "certificate.json", json.dumps(meta, indent=2).encode())
 
 
 def load_host_copy(directory: Path) -> DeviceCertificate | None:
@@ -318,8 +308,12 @@ def iot_endpoint(iot) -> str:
 
 def make_iot_client(region: str | None = None):
     import boto3
+    from botocore.exceptions import BotoCoreError
 
-    return boto3.client("iot", region_name=region)
+    try:
+        return boto3.client("iot", region_name=region)
+    except BotoCoreError as e:  # e.g. no region anywhere
+        raise SpottyError("AWS: %s (pass --region, or run `aws configure`)" % e) from e
 
 
 # -- CA roots ------------------------------------------------------------------------
@@ -434,14 +428,35 @@ class ProvisionSummary:
         ] + (["kept         %s" % ", ".join(self.kept)] if self.kept else [])
 
 
+def _token_file(
+    transport: Transport, refresh_token: str | None, issued_at: int | None, now: int,
+    kept: list[str],
+) -> bytes | None:
+    """token.json for the board, or None to keep the board's.
+
+    The device rotates its refresh token and Spotify then refuses the old one, so a saved
+    login (issued_at known) is never written over a token the board got later.
+    """
+    if not refresh_token:
+        kept.append("token.json")
+        return None
+    if issued_at is not None:
+        on_board = read_json(transport, "token.json")
+        board_issued = on_board.get("issued_at") if isinstance(on_board, dict) else None
+        if isinstance(board_issued, (int, float)) and board_issued >= issued_at:
+            kept.append("token.json (newer than the saved Spotify login)")
+            return None
+    record = {"refresh_token": refresh_token, "issued_at": now if issued_at is None else issued_at}
+    return json.dumps(record).encode()
+
+
 def _board_files(
     roots: dict[str, bytes],
     device: DeviceCertificate,
-    secrets: Secrets,
+    token: bytes | None,
     secrets_doc: bytes,
     extra: dict[str, bytes],
     existing: set[str],
-    now: Callable[[], float],
     kept: list[str],
 ) -> dict[str, bytes]:
     """Everything to write, in order: secrets.json last."""
@@ -453,11 +468,8 @@ def _board_files(
             kept.append("config.json (change settings through the shadow)")
         else:
             files[path] = data
-    if secrets.spotify_refresh_token:
-        token = {"refresh_token": secrets.spotify_refresh_token, "issued_at": int(now())}
-        files["token.json"] = json.dumps(token).encode()
-    else:
-        kept.append("token.json")
+    if token is not None:
+        files["token.json"] = token
     files["secrets.json"] = secrets_doc
     return files
 
@@ -484,6 +496,7 @@ def provision(
     spotify_client_id: str,
     spotify_client_secret: str | None = None,
     spotify_refresh_token: str | None = None,
+    spotify_token_issued_at: int | None = None,
     initial_config: dict | None = None,
     hardware: dict | None = None,
     ota_public_key: bytes | None = None,
@@ -495,7 +508,8 @@ def provision(
 ) -> ProvisionSummary:
     """Set up the thing in AWS IoT and write everything the firmware needs onto the board.
 
-    `spotify_refresh_token` comes from the host's Spotify login; without one the board
+    `spotify_refresh_token` comes from the host's Spotify login (issued at
+    `spotify_token_issued_at`, UTC seconds; now when not known); without one the board
     must already hold a token.json. Wi-Fi and Spotify secrets go to the board only.
     """
     from botocore.exceptions import BotoCoreError, ClientError
@@ -511,7 +525,9 @@ def provision(
     roots = ca_roots_der()
     existing = set(transport.list_files())  # also proves the board answers, before AWS work
     if not spotify_refresh_token and "token.json" not in existing:
-        raise SpottyError("the board has no Spotify token: log in to Spotify first")
+        raise SpottyError(
+            "the board has no Spotify token: log in to Spotify first (`spotty spotify-login "
+            "--client-id ID`)")
 
     host_dir = Path(certs_dir) / thing
     try:
@@ -530,8 +546,11 @@ def provision(
         raise SpottyError("cannot reach AWS IoT: %s" % e) from e
 
     kept: list[str] = []
+    token = _token_file(
+        transport, spotify_refresh_token, spotify_token_issued_at, int(now()), kept
+    )
     files = _board_files(
-        roots, device, secrets, secrets_json(secrets, endpoint, thing), extra, existing, now, kept
+        roots, device, token, secrets_json(secrets, endpoint, thing), extra, existing, kept
     )
     write_board(transport, files)
     others = sorted(p for p in existing if p.startswith("ca/") and p not in files)

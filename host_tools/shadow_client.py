@@ -58,7 +58,12 @@ class ShadowClient:
 
     def set_desired(self, config: dict) -> int:
         """Merge `config` into desired.config; returns the new shadow version."""
-        payload = json.dumps({"state": {"desired": {"config": config}}}).encode()
+        return self.update_desired({"config": config})
+
+    def update_desired(self, sections: dict) -> int:
+        """Merge whole sections into desired, e.g. {"ota": {...}} (None deletes one);
+        returns the new shadow version."""
+        payload = json.dumps({"state": {"desired": sections}}).encode()
         answer = self._call("update_thing_shadow", thingName=self.thing, payload=payload)
         return json.loads(answer["payload"].read()).get("version", 0)
 
@@ -76,6 +81,10 @@ class ShadowClient:
             raise kind("shadow of %s: %s (%s)" % (self.thing, message, code)) from e
         except BotoCoreError as e:
             raise SpottyError("cannot reach the AWS IoT endpoint: %s" % e) from e
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """One MQTT message through the data plane (iot-data Publish), not retained."""
+        self._call("publish", topic=topic, qos=qos, payload=payload)
 
 
 def _ats_endpoint(region: str) -> str:

@@ -6,7 +6,8 @@
 - HTTP: the data-plane REST API (`GET|POST|DELETE /things/<thing>/shadow[?name=]`)
   on loopback, close enough that boto3's `iot-data` client works unchanged. An HTTP
   update or delete also publishes the MQTT messages, which is how `spotty config set`
-  reaches the board.
+  reaches the board. `POST /topics/<topic>?qos=` is the data-plane Publish: the body
+  goes out as one MQTT message (how `spotty spotify-login --thing` hands over a token).
 
 `IotLocal` runs the broker, both bindings and a persistent store together.
 """
@@ -40,6 +41,8 @@ THING_NAME = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 SHADOW_NAME = re.compile(r"[A-Za-z0-9:_-]{1,64}")
 _TOPIC = re.compile(r"\$aws/things/([^/]+)/shadow(?:/name/([^/]+))?/(update|get|delete)")
 _PATH = re.compile(r"/things/([^/]+)/shadow")
+_PUBLISH_PATH = re.compile(r"/topics/(.+)")
+TOPIC_MAX_BYTES = 256  # AWS IoT's limit for a topic name
 ERROR_TYPES = {
     400: "InvalidRequestException",
     404: "ResourceNotFoundException",
@@ -47,10 +50,11 @@ ERROR_TYPES = {
     409: "ConflictException",
     413: "RequestEntityTooLargeException",
     415: "UnsupportedDocumentEncodingException",
+    503: "ServiceUnavailableException",
 }
 HTTP_OPERATIONS = {"GET": "get", "POST": "update", "DELETE": "delete"}
 
-Publish = Callable[[str, bytes], None]
+Publish = Callable[..., None]  # (topic, payload, qos=1)
 
 
 def topic_prefix(thing: str, shadow_name: str = "") -> str:
@@ -117,6 +121,14 @@ class ShadowService:
                 self._send(thing, shadow_name, messages)
             return 200, reply
 
+    def handle_publish(self, topic: str, payload: bytes, qos: int) -> bool:
+        """The data-plane Publish: one message out on MQTT; False while not connected."""
+        with self._lock:
+            if self.publish is None:
+                return False
+            self.publish(topic, payload, qos=qos)
+            return True
+
 
 # ---------------------------------------------------------------------------
 # MQTT
@@ -166,8 +178,8 @@ class MqttBinding:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1)
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        self.client.publish(topic, payload, qos=qos)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
@@ -210,6 +222,9 @@ class _ShadowHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
+        publish = _PUBLISH_PATH.fullmatch(url.path)
+        if publish:
+            return self._publish(unquote(publish.group(1)), parse_qs(url.query))
         match = _PATH.fullmatch(url.path)
         if not match:
             self._drain()
@@ -235,6 +250,30 @@ class _ShadowHandler(BaseHTTPRequestHandler):
             op, thing, shadow_name, body if op == "update" else None
         )
         self._reply(status, doc)
+
+    def _publish(self, topic: str, query: dict) -> None:
+        """Like AWS IoT's Publish: qos 0 (the default) or 1; the body is the payload."""
+        qos = query.get("qos", ["0"])[0]
+        problem = None
+        if self.command != "POST":
+            problem = 405, "Method not allowed: %s" % self.command
+        elif qos not in ("0", "1"):
+            problem = 400, "qos must be 0 or 1"
+        elif query.get("retain", ["false"])[0] != "false":
+            problem = 400, "retained messages are not supported by the local stand-in"
+        elif not 0 < len(topic.encode()) <= TOPIC_MAX_BYTES or set(topic) & set("+#\0"):
+            problem = 400, "Invalid topic name"
+        if problem:
+            self._drain()
+            return self._error(*problem)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self.close_connection = True
+            return self._error(413, "The payload exceeds the maximum size allowed")
+        body = self.rfile.read(length) if length else b""
+        if not self.server.service.handle_publish(topic, body, int(qos)):
+            return self._error(503, "The MQTT side of the local stand-in is not connected")
+        self._reply(200, {"message": "OK", "traceId": str(uuid.uuid4())})
 
     def _drain(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

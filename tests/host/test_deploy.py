@@ -85,11 +85,34 @@ def test_the_real_firmware_compiles(tmp_path):
     assert not any(p.endswith(".py") for p in files if p != "main.py")
 
 
-def test_ota_bundles_get_the_same_bytes_as_a_deploy(device, tmp_path):
+def test_firmware_sources_leave_out_the_sim_board_and_caches(device):
+    assert deploying.firmware_sources(device) == [
+        "app.py", "board/__init__.py", "board/esp32.py", "core/__init__.py", "core/x.py",
+        "main.py",
+    ]
+    (device / "boot.py").write_text("# boot\n")
+    files = deploying.compile_firmware(device)
+    assert files["boot.py"] == b"# boot\n"  # run from source at boot, like main.py
+
+
+def test_an_empty_tree_is_refused(tmp_path):
+    with pytest.raises(SpottyError, match="no firmware modules"):
+        deploying.compile_firmware(tmp_path)
+
+
+def test_an_ota_bundle_carries_exactly_the_bytes_a_deploy_writes(device, tmp_path):
     ota = pytest.importorskip("host_tools.ota")
-    if not hasattr(ota, "compile_firmware"):
-        pytest.skip("host_tools.ota compiles nothing itself")
-    assert dict(ota.compile_firmware(device)) == deploying.compile_firmware(device, tmp_path)
+    board = FakeBoard()
+    deploy_to(board, device)
+    key, public = ota.keygen(tmp_path / "keys")
+    ota.build(device, "1.0", key, tmp_path / "fw.spota")
+    manifest = ota.read_manifest(tmp_path / "fw.spota", public)
+    _, _, contents = ota.split((tmp_path / "fw.spota").read_bytes())
+    bundled, offset = {}, 0
+    for entry in manifest["files"]:
+        bundled[entry["path"]] = contents[offset:offset + entry["size"]]
+        offset += entry["size"]
+    assert bundled == {path: board.files[path] for path in DEPLOYED}
 
 
 # -- progress ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""host_tools.ota on CPython: the signing key pair, firmware compilation, bundle building."""
+"""host_tools.ota on CPython: the signing key pair and bundle building (the compiling is
+host_tools.deploy's, tested in test_deploy.py)."""
 
 import hashlib
 import json
@@ -8,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from host_tools import ota
+from host_tools import deploy, ota
 from host_tools.errors import SpottyError
 from host_tools.runtime import DEVICE_DIR
 
@@ -62,28 +63,11 @@ def test_keygen_refuses_to_replace_a_key_unless_told(keypair):
     assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
 
 
-def test_firmware_sources_leave_out_the_sim_board_and_caches(source):
-    assert ota.firmware_sources(source) == [
-        "app.py", "board/__init__.py", "board/esp32.py", "boot.py", "core/__init__.py",
-        "core/logic.py", "main.py",
-    ]
-
-
-def test_compile_keeps_main_and_boot_as_source_and_compiles_the_rest(source):
-    files = dict(ota.compile_firmware(source))
-    assert set(files) == {
-        "app.mpy", "board/__init__.mpy", "board/esp32.mpy", "boot.py", "core/__init__.mpy",
-        "core/logic.mpy", "main.py",
-    }
-    assert files["main.py"] == (source / "main.py").read_bytes()
-    assert files["boot.py"] == (source / "boot.py").read_bytes()
-    assert files["app.mpy"][:2] == b"M\x06"  # .mpy version 6
-
-
-def test_compile_error_names_the_module(source):
+def test_a_module_that_does_not_compile_fails_the_build_by_name(source, keypair, tmp_path):
     (source / "core" / "broken.py").write_text("def f(:\n")
     with pytest.raises(SpottyError, match="core/broken.py"):
-        ota.compile_firmware(source)
+        ota.build(source, "1.0", keypair[0], tmp_path / "fw.bundle")
+    assert not (tmp_path / "fw.bundle").exists()
 
 
 def test_build_writes_a_signed_bundle_and_reports_it(source, keypair, tmp_path):
@@ -106,7 +90,10 @@ def test_build_writes_a_signed_bundle_and_reports_it(source, keypair, tmp_path):
     assert manifest == {"format": 1, "version": "0.2.0", "files": info["files"]}
     assert ota.signature_valid(public_path.read_bytes(), manifest_bytes,
                                data[12 + length:76 + length])
-    compiled = dict(ota.compile_firmware(source))
+    compiled = deploy.compile_firmware(source)
+    assert set(compiled) == {f["path"] for f in info["files"]}
+    assert compiled["main.py"] == (source / "main.py").read_bytes()
+    assert compiled["boot.py"] == (source / "boot.py").read_bytes()
     assert data[76 + length:] == b"".join(compiled[f["path"]] for f in info["files"])
     assert ota.read_manifest(out) == manifest
     assert ota.read_manifest(out, public_path) == manifest

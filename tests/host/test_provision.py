@@ -184,6 +184,25 @@ def test_a_rerun_without_a_new_login_keeps_the_token(iot, certs):
     assert json.loads(board.files["secrets.json"])["wifi_password"] == "new password 2"
 
 
+def test_a_saved_login_goes_on_the_board_with_its_own_issue_time(iot, certs):
+    board = FakeBoard()
+    run(iot, board, certs, spotify_token_issued_at=NOW - 3600)
+    assert json.loads(board.files["token.json"]) == {
+        "refresh_token": SECRETS["spotify_refresh_token"], "issued_at": NOW - 3600,
+    }
+
+
+def test_a_saved_login_never_replaces_a_newer_token_on_the_board(iot, certs):
+    # The device rotated its token after the login was saved: Spotify refuses the old one.
+    rotated = json.dumps({"refresh_token": "AQD-rotated", "issued_at": NOW - 60}).encode()
+    board = FakeBoard({"token.json": rotated})
+    summary = run(iot, board, certs, spotify_token_issued_at=NOW - 3600)
+    assert board.files["token.json"] == rotated
+    assert any(k.startswith("token.json") for k in summary.kept)
+    run(iot, board, certs, spotify_token_issued_at=NOW)  # a newer login does replace it
+    assert json.loads(board.files["token.json"])["issued_at"] == NOW
+
+
 def test_without_a_token_anywhere_it_stops_before_touching_aws(iot, certs):
     with pytest.raises(SpottyError, match="log in to Spotify first"):
         run(iot, FakeBoard(), certs, spotify_refresh_token=None)

@@ -1,0 +1,419 @@
+"""`spotty` subcommands through main([...]): exit codes and what the user reads.
+
+Boards are FakeBoards behind a faked MpremoteTransport.open, esptool is faked at its
+entry point, AWS IoT is moto (provisioning) or the local stand-in (the token push), and
+Spotify is the mock with a scripted browser.
+"""
+
+import json
+import stat
+import subprocess
+import webbrowser
+
+import boto3
+import pytest
+from fakeboard import FakeBoard
+from moto import mock_aws
+from needs import needs_mosquitto
+from test_spotify_login import STATE, Browser
+from test_token_push import THING, TokenListener
+
+from host_tools import board as board_module
+from host_tools import cli, ota
+from host_tools import spotify_login as sl
+from host_tools.board import BoardError
+from host_tools.mock_spotify import MockSpotify
+from host_tools.runtime import REPO
+from host_tools.shadow_service import IotLocal
+
+CLIENT_ID = "spotty-test-client"
+SECRETS = {
+    "SPOTTY_WIFI_PASSWORD": "correct horse battery",
+    "SPOTIFY_CLIENT_SECRET": "c0ffee-client-secret-0000",
+}
+SAVED_TOKEN = sl.SpotifyToken("AQD-saved-refresh-token", 1_760_000_000, CLIENT_ID, sl.SCOPES)
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_not_shown(secrets, *texts) -> None:
+    shown = "\n".join(texts)
+    for secret in secrets:
+        assert secret not in shown
+
+
+class Board(FakeBoard):
+    def __init__(self, files=None):
+        super().__init__(files)
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def boards(monkeypatch):
+    """MpremoteTransport.open hands out `boards.next` (or raises `boards.fail` first)."""
+
+    class Boards:
+        next = Board()
+        opened: list[str] = []
+        fail: list[Exception] = []
+
+    def fake_open(port, baud=115200):
+        Boards.opened.append(port)
+        if Boards.fail:
+            raise Boards.fail.pop(0)
+        return Boards.next
+
+    monkeypatch.setattr(board_module.MpremoteTransport, "open", staticmethod(fake_open))
+    monkeypatch.setattr(cli, "FIRST_BOOT_S", 0.0)
+    return Boards
+
+
+# -- flash and deploy ----------------------------------------------------------------
+
+
+@pytest.fixture
+def esptool_calls(monkeypatch):
+    import esptool
+
+    calls = []
+    monkeypatch.setattr(esptool, "main", lambda argv: calls.append(argv))
+    return calls
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "ESP32_GENERIC-20250415-v1.25.0.bin"
+    path.write_bytes(bytes([0xE9]) + bytes(1023))
+    return path
+
+
+@pytest.fixture
+def port(tmp_path):
+    path = tmp_path / "ttyUSB0"
+    path.touch()
+    return str(path)
+
+
+def test_flash_erases_and_writes_micropython(capsys, esptool_calls, image, port, boards):
+    code, out, _ = run(capsys, "flash", "--port", port, "--firmware", str(image), "--no-deploy")
+    assert code == 0
+    assert [argv[-1] for argv in esptool_calls] == ["erase-flash", str(image)]
+    assert esptool_calls[1][:7] == ["--chip", "esp32", "--port", port, "--baud", "460800",
+                                    "write-flash"]
+    assert "provision it again" in out
+    assert boards.opened == []
+
+
+def test_flash_then_deploys_once_the_board_has_booted(capsys, esptool_calls, image, port, boards):
+    boards.fail = [BoardError("no MicroPython REPL answered")]  # still booting
+    code, out, _ = run(capsys, "flash", "--port", port, "--firmware", str(image),
+                       "--chip", "esp32s3", "--baud", "115200")
+    assert code == 0
+    assert esptool_calls[1][:6] == ["--chip", "esp32s3", "--port", port, "--baud", "115200"]
+    assert boards.opened == [port, port]
+    assert {"main.py", "app.mpy"} <= set(boards.next.files)
+    assert boards.next.resets == 1 and boards.next.closed
+    assert "deployed:" in out
+
+
+def test_flash_refuses_a_missing_image_before_esptool(capsys, esptool_calls, tmp_path, port):
+    code, out, err = run(capsys, "flash", "--port", port, "--firmware", str(tmp_path / "x.bin"))
+    assert code == 2 and esptool_calls == []
+    assert err.startswith("spotty: firmware image") and "micropython.org/download" in err
+
+
+def test_deploy_copies_the_firmware_and_resets(capsys, boards):
+    code, out, _ = run(capsys, "deploy", "--port", "/dev/ttyUSB0")
+    assert code == 0 and boards.opened == ["/dev/ttyUSB0"]
+    assert "main.py" in boards.next.files and boards.next.resets == 1 and boards.next.closed
+    assert out.splitlines()[-2].startswith("deployed: ")
+    code, out, _ = run(capsys, "deploy", "--port", "/dev/ttyUSB0", "--no-reset")
+    assert code == 0 and boards.next.resets == 1
+    assert "0 copied" in out
+
+
+def test_deploy_to_a_busy_port_is_a_clear_error(capsys, boards):
+    boards.fail = [BoardError("cannot open /dev/ttyUSB0: is a serial monitor using it?")]
+    code, out, err = run(capsys, "deploy", "--port", "/dev/ttyUSB0")
+    assert code == 2 and err == "spotty: cannot open /dev/ttyUSB0: is a serial monitor using it?\n"
+
+
+# -- provision ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        yield boto3.client("iot", region_name="eu-west-1")
+
+
+@pytest.fixture
+def saved_login(tmp_path):
+    path = tmp_path / "login" / "spotify-token.json"
+    sl.save_token(path, SAVED_TOKEN)
+    return path
+
+
+def provision(capsys, tmp_path, *extra) -> tuple[int, str, str]:
+    return run(capsys, "provision", THING, "--port", "/dev/ttyUSB0", "--wifi-ssid", "Home",
+               "--spotify-client-id", CLIENT_ID, "--region", "eu-west-1",
+               "--certs-dir", str(tmp_path / "certs"), *extra)
+
+
+@pytest.mark.filterwarnings("ignore:Parsed a serial number")  # Starfield's root has serial 0
+def test_provision_writes_the_board_and_shows_no_secret(
+        capsys, aws, boards, saved_login, tmp_path, monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "settings.json").write_text('{"spotify_device": "Bathroom"}')
+    ota.keygen(tmp_path / "keys")
+    code, out, err = provision(
+        capsys, tmp_path, "--token-file", str(saved_login), "--config",
+        str(tmp_path / "settings.json"), "--pir-pin", "4", "--glitch-ms", "150",
+        "--ota-pubkey", str(tmp_path / "keys" / "ota_pub.bin"))
+    assert code == 0, err
+    files = boards.next.files
+    secrets = json.loads(files["secrets.json"])
+    assert secrets["wifi_password"] == SECRETS["SPOTTY_WIFI_PASSWORD"]
+    assert secrets["spotify_client_secret"] == SECRETS["SPOTIFY_CLIENT_SECRET"]
+    assert json.loads(files["token.json"]) == {"refresh_token": SAVED_TOKEN.refresh_token,
+                                               "issued_at": SAVED_TOKEN.issued_at}
+    assert json.loads(files["device.json"]) == {"pir_pin": 4, "glitch_ms": 150}
+    assert json.loads(files["config.json"]) == {"spotify_device": "Bathroom"}
+    assert files["ota/pub.bin"] == (tmp_path / "keys" / "ota_pub.bin").read_bytes()
+    assert boards.next.resets == 1 and boards.next.closed
+    assert aws.describe_thing(thingName=THING)["thingName"] == THING
+    assert "thing        bathroom-1 (created)" in out
+    key = (tmp_path / "certs" / THING / "key.pem").read_text().splitlines()[1]
+    assert_not_shown([*SECRETS.values(), SAVED_TOKEN.refresh_token, key], out, err)
+
+
+@pytest.mark.filterwarnings("ignore:Parsed a serial number")
+def test_provision_asks_for_the_wifi_password_without_echo(
+        capsys, aws, boards, saved_login, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPOTTY_WIFI_PASSWORD", raising=False)
+    prompts = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: prompts.append(prompt) or "typed pw 123")
+    code, out, err = provision(capsys, tmp_path, "--token-file", str(saved_login))
+    assert code == 0, err
+    assert prompts == ["Wi-Fi password for Home (empty for an open network): "]
+    assert json.loads(boards.next.files["secrets.json"])["wifi_password"] == "typed pw 123"
+    assert "device.json" not in boards.next.files
+    assert_not_shown(["typed pw 123"], out, err)
+
+
+def test_provision_refuses_a_login_for_another_app(capsys, boards, tmp_path, monkeypatch):
+    path = tmp_path / "login.json"
+    sl.save_token(path, sl.SpotifyToken("AQD-other", 1, "another-client", sl.SCOPES))
+    monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
+    code, out, err = provision(capsys, tmp_path, "--token-file", str(path))
+    assert code == 2 and "is for client id another-client" in err
+    assert boards.opened == []
+    assert_not_shown(["AQD-other", SECRETS["SPOTTY_WIFI_PASSWORD"]], out, err)
+
+
+def test_provision_without_any_spotify_login_says_how_to_get_one(
+        capsys, aws, boards, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
+    monkeypatch.delenv("SPOTIFY_REFRESH_TOKEN", raising=False)
+    code, _, err = provision(capsys, tmp_path, "--token-file", str(tmp_path / "none.json"))
+    assert code == 2 and "spotty spotify-login --client-id" in err
+    assert boards.next.resets == 0
+
+
+def test_provision_refuses_bad_settings_before_any_work(capsys, boards, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
+    (tmp_path / "settings.json").write_text("[1, 2]")
+    code, _, err = provision(capsys, tmp_path, "--config", str(tmp_path / "settings.json"))
+    assert code == 2 and "must be a JSON object" in err
+    code, _, err = provision(capsys, tmp_path, "--ota-pubkey", str(tmp_path / "missing.bin"))
+    assert code == 2 and "cannot read" in err
+    assert boards.opened == []
+
+
+# -- spotify-login --------------------------------------------------------------------
+
+
+@pytest.fixture
+def mock(tmp_path):
+    with MockSpotify(client_id=CLIENT_ID) as server:
+        (tmp_path / "mock-ca.pem").write_bytes(server.ca.cert_pem)
+        yield server
+
+
+def login(capsys, mock, tmp_path, *extra) -> tuple[int, str, str]:
+    return run(capsys, "spotify-login", "--port", "0", "--accounts-url", mock.url,
+               "--accounts-ca", str(tmp_path / "mock-ca.pem"),
+               "--token-file", str(tmp_path / "spotty" / "token.json"), *extra)
+
+
+def secrets_of(mock) -> list[str]:
+    (exchange,) = [r for r in mock.requests() if r["path"] == "/api/token"]
+    return [mock.refresh_token, exchange["body"]["code"], exchange["body"]["code_verifier"]]
+
+
+def test_spotify_login_saves_a_private_token_file(capsys, mock, tmp_path, monkeypatch):
+    browser = Browser(mock)
+    monkeypatch.setattr(webbrowser, "open", browser)
+    code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID)
+    assert code == 0, err
+    path = tmp_path / "spotty" / "token.json"
+    saved = json.loads(path.read_text())
+    assert saved["refresh_token"] == mock.refresh_token and saved["client_id"] == CLIENT_ID
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "Spotify login saved in %s" % path in out
+    assert browser.urls[0] in out
+    assert_not_shown(secrets_of(mock), out, err)
+
+    # Again, with the client id taken from the saved login.
+    code, out, err = login(capsys, mock, tmp_path)
+    assert code == 0, err
+    assert json.loads(path.read_text())["refresh_token"] == mock.refresh_token
+
+
+def test_spotify_login_as_a_confidential_client(capsys, tmp_path, monkeypatch):
+    secret = SECRETS["SPOTIFY_CLIENT_SECRET"]
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", secret)
+    with MockSpotify(client_id=CLIENT_ID, client_secret=secret) as mock:
+        (tmp_path / "mock-ca.pem").write_bytes(mock.ca.cert_pem)
+        monkeypatch.setattr(webbrowser, "open", Browser(mock))
+        code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID)
+        assert code == 0, err
+        assert [r["auth"] for r in mock.requests() if r["path"] == "/api/token"] == ["basic"]
+        assert_not_shown([secret, *secrets_of(mock)], out, err)
+
+
+def test_spotify_login_refused_in_the_browser(capsys, mock, tmp_path, monkeypatch):
+    monkeypatch.setattr(webbrowser, "open", Browser(mock, {"error": "access_denied",
+                                                           "state": STATE}))
+    code, _, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID)
+    assert code == 2 and "refused in the browser" in err
+    assert not (tmp_path / "spotty" / "token.json").exists()
+
+
+def test_spotify_login_needs_a_client_id_and_endpoint_url_needs_thing(capsys, mock, tmp_path):
+    code, _, err = login(capsys, mock, tmp_path)
+    assert code == 2 and "--client-id is needed" in err
+    code, _, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID,
+                         "--endpoint-url", "http://127.0.0.1:1")
+    assert code == 2 and "goes with --thing" in err
+
+
+@needs_mosquitto
+def test_spotify_login_pushes_the_token_to_the_device(capsys, mock, tmp_path, monkeypatch):
+    monkeypatch.setattr(webbrowser, "open", Browser(mock))
+    with IotLocal() as iot:
+        device = TokenListener(iot, THING, tmp_path / "thing", confirm=True)
+        try:
+            code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID,
+                                   "--thing", THING, "--endpoint-url", iot.endpoint_url)
+        finally:
+            device.close()
+    assert code == 0, err
+    (message,) = device.messages
+    saved = json.loads((tmp_path / "spotty" / "token.json").read_text())
+    assert json.loads(message.payload) == {"refresh_token": saved["refresh_token"],
+                                           "issued_at": saved["issued_at"]}
+    assert "bathroom-1 has stored the new token" in out
+    assert_not_shown(secrets_of(mock), out, err)
+
+
+@needs_mosquitto
+def test_spotify_login_says_when_the_device_is_offline(capsys, mock, tmp_path, monkeypatch):
+    monkeypatch.setattr(webbrowser, "open", Browser(mock))
+    with IotLocal() as iot:
+        code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID,
+                               "--thing", THING, "--endpoint-url", iot.endpoint_url,
+                               "--wait-timeout", "0.5")
+    assert code == 2
+    assert "bathroom-1 has not confirmed the new token" in err and "offline" in err
+    assert (tmp_path / "spotty" / "token.json").exists()  # the login is kept
+    assert_not_shown(secrets_of(mock), out, err)
+
+
+# -- ota ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def firmware(tmp_path):
+    root = tmp_path / "device"
+    for rel, text in {"main.py": "import app\n", "app.py": "X = 1\n",
+                      "board/sim.py": "SIM = 1\n"}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_ota_keygen_build_and_show(capsys, firmware, tmp_path):
+    keys = tmp_path / "keys"
+    code, out, _ = run(capsys, "ota", "keygen", str(keys))
+    assert code == 0 and "ota_key.pem (0600" in out and "--ota-pubkey" in out
+    assert stat.S_IMODE((keys / "ota_key.pem").stat().st_mode) == 0o600
+    key_text = (keys / "ota_key.pem").read_text()
+
+    bundle = tmp_path / "fw-1.2.0.spota"
+    code, out, _ = run(capsys, "ota", "build", "--version", "1.2.0", "--key",
+                       str(keys / "ota_key.pem"), "--out", str(bundle), "--source", str(firmware))
+    assert code == 0 and out.startswith("%s: version 1.2.0, 2 files" % bundle)
+
+    code, out, _ = run(capsys, "ota", "show", str(bundle), "--pub", str(keys / "ota_pub.bin"))
+    assert code == 0
+    assert out.splitlines()[0] == "version 1.2.0 (format 1), 2 files:"
+    assert out.splitlines()[1].endswith("  app.mpy") and out.splitlines()[2].endswith("  main.py")
+    assert out.splitlines()[-1].startswith("signature and contents: valid")
+    code, out, _ = run(capsys, "ota", "show", str(bundle))
+    assert code == 0 and "not checked" in out
+    assert_not_shown([line for line in key_text.splitlines()[1:-1]], out)
+
+
+def test_ota_errors_are_clear(capsys, firmware, tmp_path):
+    ota.keygen(tmp_path / "a")
+    ota.keygen(tmp_path / "b")
+    code, _, err = run(capsys, "ota", "keygen", str(tmp_path / "a"))
+    assert code == 2 and "refusing to replace an OTA signing key" in err
+    bundle = tmp_path / "fw.spota"
+    run(capsys, "ota", "build", "--version", "1", "--key", str(tmp_path / "a" / "ota_key.pem"),
+        "--out", str(bundle), "--source", str(firmware))
+    code, _, err = run(capsys, "ota", "show", str(bundle), "--pub",
+                       str(tmp_path / "b" / "ota_pub.bin"))
+    assert code == 2 and "signature does not match" in err
+    code, _, err = run(capsys, "ota", "show", str(tmp_path / "none.spota"))
+    assert code == 2 and err.startswith("spotty: cannot read the OTA bundle")
+    code, _, err = run(capsys, "ota", "build", "--version", "1 beta", "--key",
+                       str(tmp_path / "a" / "ota_key.pem"), "--out", str(bundle),
+                       "--source", str(firmware))
+    assert code == 2 and "bad version" in err
+
+
+# -- make flash / make deploy ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, missing", [
+    ([], "PORT"), (["PORT=/dev/ttyUSB0"], "FIRMWARE"), (["FIRMWARE=fw.bin"], "PORT"),
+])
+def test_make_flash_says_what_is_missing(args, missing):
+    result = subprocess.run(["make", "-n", "flash", *args], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode != 0
+    assert "%s is not set" % missing in result.stderr and "make flash PORT=" in result.stderr
+
+
+def test_make_flash_and_deploy_run_spotty():
+    result = subprocess.run(["make", "-n", "flash", "PORT=/dev/ttyUSB0", "FIRMWARE=fw.bin"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert 'spotty flash --port "/dev/ttyUSB0" --firmware "fw.bin"' in result.stdout
+    result = subprocess.run(["make", "-n", "deploy"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0 and "PORT is not set" in result.stderr
+    result = subprocess.run(["make", "-n", "deploy", "PORT=/dev/ttyUSB0"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert 'spotty deploy --port "/dev/ttyUSB0"' in result.stdout
