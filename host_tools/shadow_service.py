@@ -155,7 +155,8 @@ class MqttBinding:
             protocol=mqtt.MQTTv311,
         )
         client.tls_set(ca_certs=str(ca_file), certfile=str(cert_file), keyfile=str(key_file))
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        # Loopback: come back at once after a broker restart, as the real service never leaves.
+        client.reconnect_delay_set(min_delay=0.1, max_delay=1)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
