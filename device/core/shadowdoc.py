@@ -21,9 +21,10 @@ def parse(payload):
     return doc, None
 
 
-def wanted(doc, source):
-    """The desired config in a message ("delta" or "get" answer): a dict, a non-dict
-    (refused as a whole), or None when the message asks for nothing."""
+def wanted(doc, source, section="config"):
+    """The desired section in a message ("delta" or "get" answer): a dict, a non-dict
+    (refused as a whole), or None when the message asks for nothing. A delta holds
+    only the leaves that differ from reported, a get answer the whole section."""
     state = doc.get("state")
     if not isinstance(state, dict):
         return None
@@ -31,7 +32,18 @@ def wanted(doc, source):
         state = state.get("desired")
         if not isinstance(state, dict):
             return None
-    return state.get("config")
+    return state.get(section)
+
+
+def merge(into, state):
+    """Merge update state {"reported": {...}, "desired": {...}} into another; returns it."""
+    if state:
+        for part, sections in state.items():
+            if isinstance(into.get(part), dict) and isinstance(sections, dict):
+                into[part].update(sections)
+            else:
+                into[part] = sections
+    return into
 
 
 def version(doc):

@@ -49,3 +49,19 @@ def test_a_config_that_is_not_an_object_is_refused_whole():
     assert new == config.DEFAULTS and changed == {}
     assert state["desired"] == {"config": None}
     assert state["reported"]["config_errors"] == {"config": "must be an object"}
+
+
+def test_wanted_reads_other_sections_too():
+    ota = {"version": "0.2.0", "url": "https://h/b", "sha256": "ab" * 32, "size": 9}
+    get = {"state": {"desired": {"config": {}, "ota": ota}, "delta": {"ota": {"url": "x"}}}}
+    assert shadowdoc.wanted(get, "get", "ota") == ota
+    assert shadowdoc.wanted({"state": {"ota": {"url": "x"}}}, "delta", "ota") == {"url": "x"}
+    assert shadowdoc.wanted({"state": {"config": {}}}, "delta", "ota") is None
+
+
+def test_merge_update_states():
+    a = {"reported": {"config": {"x": 1}}}
+    b = {"reported": {"ota": None}, "desired": {"ota": None}}
+    assert shadowdoc.merge(a, b) == {"reported": {"config": {"x": 1}, "ota": None},
+                                     "desired": {"ota": None}}
+    assert shadowdoc.merge({}, None) == {}

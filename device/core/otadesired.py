@@ -1,0 +1,103 @@
+# What the shadow's desired.ota asks for, checked key by key, and what the
+# device does about it. Set by `spotty ota push`:
+#   {"version": "0.2.0", "url": "https://host/fw.bundle", "sha256": "<hex>", "size": N}
+# The bundle itself is verified later, as it streams (ota.bundle); these checks
+# only keep a malformed request from starting a download.
+import binascii
+import hashlib
+
+from micropython import const
+
+VERSION_MAX = const(32)
+URL_MAX = const(512)
+SIZE_MAX = const(4194304)  # a whole ESP32 flash; the stager refuses anything larger anyway
+KEYS = ("version", "url", "sha256", "size")
+_VERSION_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_"
+
+NOTHING = "nothing"  # no desired.ota
+CLEAR = "clear"  # asks for what already runs, or for a job already finished: delete it
+REFUSE = "refuse"
+RUN = "run"
+BUSY = "busy"  # the job already in hand
+
+# Failures worth another try: the network, not the bundle. The rest are final for
+# that request (same URL, size and hash): trying again would give the same answer.
+TRANSIENT = ("timeout", "closed", "stale", "dns", "truncated", "server_error", "postponed")
+
+
+def check(desired):
+    """(job, None) with the four keys normalised, or (None, reason)."""
+    if not isinstance(desired, dict):
+        return None, "must be an object"
+    for name in desired:
+        if name not in KEYS:
+            return None, "unknown key: %s" % name[:32]
+    version = desired.get("version")
+    if not isinstance(version, str) or not 0 < len(version) <= VERSION_MAX:
+        return None, "version: a string of 1..%d characters" % VERSION_MAX
+    for char in version:
+        if char not in _VERSION_CHARS:
+            return None, "version: only 0-9 A-Z a-z . + - _"
+    url = desired.get("url")
+    if not isinstance(url, str) or not url.startswith("https://") or len(url) > URL_MAX:
+        return None, "url: https://host/path of at most %d characters" % URL_MAX
+    if not url[8:].split("/", 1)[0]:
+        return None, "url: no host"
+    for char in url:
+        if not " " < char <= "~":
+            return None, "url: spaces or control characters"
+    sha = desired.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64 or not _is_hex(sha):
+        return None, "sha256: 64 hex digits"
+    size = desired.get("size")
+    if type(size) is not int or not 0 < size <= SIZE_MAX:  # bool is an int on CPython
+        return None, "size: 1..%d bytes" % SIZE_MAX
+    return {"version": version, "url": url, "sha256": sha.lower(), "size": size}, None
+
+
+def job_key(job):
+    """A short name for one request: the same bundle from another URL is another request."""
+    text = "%s|%d|%s" % (job["sha256"], job["size"], job["url"])
+    return binascii.hexlify(hashlib.sha256(text.encode()).digest()[:8]).decode()
+
+
+def decide(desired, running, done_key, busy_key):
+    """(action, detail) for a desired.ota value (any JSON; None when absent).
+
+    RUN: detail is (job, key). REFUSE: detail is (version or None, reason).
+    CLEAR, BUSY, NOTHING: detail is None."""
+    if desired is None:
+        return NOTHING, None
+    job, reason = check(desired)
+    if job is None:
+        version = desired.get("version") if isinstance(desired, dict) else None
+        return REFUSE, (version if isinstance(version, str) else None, reason)
+    if job["version"] == running:
+        return CLEAR, None
+    key = job_key(job)
+    if key == done_key:
+        return CLEAR, None
+    if key == busy_key:
+        return BUSY, None
+    return RUN, (job, key)
+
+
+def is_transient(reason):
+    return reason in TRANSIENT
+
+
+def report(version, status, reason=None, previous=None):
+    """The reported.ota section."""
+    section = {"version": version, "status": status}
+    if reason:
+        section["reason"] = reason
+    if previous:
+        section["previous"] = previous
+    return section
+
+
+def _is_hex(text):
+    for char in text:
+        if char not in "0123456789abcdefABCDEF":
+            return False
+    return True

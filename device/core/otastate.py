@@ -1,0 +1,109 @@
+# The life of a firmware version, as kept in ota/state.json, without the I/O:
+#
+#   {"version": "0.2.0",       running, as far as updates know
+#    "previous": "0.1.0",      what ota/previous holds; None when it holds nothing
+#    "trial": true, "boots": 1, a new version until it proves healthy
+#    "crashes": 0,             crashes since the last quiet spell, across resets
+#    "pending": {"version", "key"},   staged, not yet applied
+#    "done": "<job key>",      the last request finished for good: never tried again
+#    "report": {...}}          reported.ota, kept across reboots
+#
+# Each function returns a new dict (or None when nothing changes), so the caller
+# writes state.json only when something did.
+from micropython import const
+
+from core.otadesired import report
+
+TRIAL_BOOTS = const(3)  # boots a new version gets to become healthy
+SAFE_CRASHES = const(10)  # two boots' worth of crash loops (app.MAX_CRASHES each)
+
+ROLLBACK = "rollback"
+TRIAL = "trial"
+SAFE = "safe"
+NORMAL = "normal"
+
+
+def on_boot(state):
+    """(mode, state to save or None). A version on trial is rolled back after
+    TRIAL_BOOTS boots that did not reach healthy; it never boots in safe mode (its
+    crashes count towards the rollback instead)."""
+    if state.get("trial"):
+        boots = _count(state, "boots") + 1
+        if boots > TRIAL_BOOTS:
+            return ROLLBACK, None  # ota.boot keeps the trial if nothing is there to go back to
+        return TRIAL, _with(state, boots=boots)
+    if _count(state, "crashes") >= SAFE_CRASHES:
+        return SAFE, None
+    return NORMAL, None
+
+
+def staged(state, running, version, key):
+    """A verified bundle waits in ota/staged for the next boot."""
+    return _with(state, version=running, pending={"version": version, "key": key},
+                 report=report(version, "staged", previous=running))
+
+
+def applied(state, version, previous, key):
+    """The staged files are in place: the new version is on trial. (Explicit values,
+    not read from state, so that committing twice after a power cut gives the same.)"""
+    return _with(state, version=version, previous=previous, trial=True, boots=0, crashes=0,
+                 pending=None, done=key, report=report(version, "applied", previous=previous))
+
+
+def refused(state, version, reason, key=None, running=None):
+    """A request refused for good (key: never try it again); the staged bundle, if
+    it was one, is gone."""
+    return _with(state, pending=None, done=key or state.get("done"),
+                 report=report(version, "refused", reason, running or state.get("version")))
+
+
+def refused_at_boot(state, reason):
+    pending = state.get("pending") or {}
+    return refused(state, pending.get("version"), reason, pending.get("key"))
+
+
+def rolled_back(state, failed, restored, reason):
+    return _with(state, version=restored, previous=None, trial=False, boots=0, crashes=0,
+                 pending=None, report=report(failed, "rolled_back", reason, restored))
+
+
+def healthy(state):
+    if not state.get("trial"):
+        return None
+    return _with(state, trial=False, boots=0)
+
+
+def crashed(state):
+    return _with(state, crashes=_count(state, "crashes") + 1)
+
+
+def calm(state):
+    """A quiet spell without crashes: forget the old ones."""
+    return _with(state, crashes=0) if _count(state, "crashes") else None
+
+
+def refused_path(paths):
+    """The first path an update may not replace, or None. Updates bring firmware
+    modules and CA roots, never the owner's files (secrets, token, config)."""
+    for path in paths:
+        code = path.endswith(".py") or path.endswith(".mpy")
+        if not (code or (path.startswith("ca/") and path.endswith(".der"))):
+            return path
+        if path.startswith("ota/staged/") or path.startswith("ota/previous/"):
+            return path
+    return None
+
+
+def _count(state, name):
+    value = state.get(name)
+    return value if type(value) is int and value > 0 else 0
+
+
+def _with(state, **changes):
+    new = dict(state)
+    for name, value in changes.items():
+        if value is None:
+            new.pop(name, None)
+        else:
+            new[name] = value
+    return new

@@ -1,0 +1,41 @@
+# A Spotify refresh token pushed by the host on the device's own MQTT topic
+# (spotty/<thing>/token, never the shadow): {"refresh_token": str, "issued_at": int}.
+# Refusal reasons never quote the payload: it may hold the secret.
+import json
+
+from micropython import const
+
+TOKEN_MAX = const(512)
+EARLIEST = const(1577836800)  # 2020-01-01: an issued_at before it is a mistake
+FUTURE_SLACK_S = const(86400)  # the host's clock may be ahead of ours, not by days
+
+
+def topic(thing):
+    return "spotty/" + thing + "/token"
+
+
+def check(payload, current_issued_at, now_utc):
+    """({"refresh_token", "issued_at"}, None) or (None, reason)."""
+    try:
+        message = json.loads(payload)
+    except (ValueError, UnicodeError, TypeError):
+        return None, "not JSON"
+    if not isinstance(message, dict):
+        return None, "not a JSON object"
+    for name in message:
+        if name not in ("refresh_token", "issued_at"):
+            return None, "unknown key"
+    token = message.get("refresh_token")
+    if not isinstance(token, str) or not 0 < len(token) <= TOKEN_MAX:
+        return None, "refresh_token: a string of 1..%d characters" % TOKEN_MAX
+    for char in token:
+        if not " " < char <= "~":
+            return None, "refresh_token: printable ASCII without spaces"
+    issued = message.get("issued_at")
+    if type(issued) is not int or issued < EARLIEST:  # bool is an int on CPython
+        return None, "issued_at: unix seconds"
+    if now_utc is not None and issued > now_utc + FUTURE_SLACK_S:
+        return None, "issued_at: in the future"
+    if current_issued_at is not None and issued < current_issued_at:
+        return None, "older than the stored token"
+    return {"refresh_token": token, "issued_at": issued}, None

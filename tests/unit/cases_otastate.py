@@ -1,0 +1,75 @@
+from core import otastate as st
+
+
+def _staged_and_applied():
+    state = st.staged({}, "0.1.0", "0.2.0", "k1")
+    assert state["report"] == {"version": "0.2.0", "status": "staged", "previous": "0.1.0"}
+    return st.applied(state, "0.2.0", "0.1.0", state["pending"]["key"])
+
+
+def test_a_normal_boot_writes_nothing():
+    assert st.on_boot({}) == (st.NORMAL, None)
+    assert st.on_boot({"version": "0.1.0", "crashes": 3}) == (st.NORMAL, None)
+
+
+def test_applied_version_is_on_trial_and_remembers_what_it_replaced():
+    state = _staged_and_applied()
+    assert state["version"] == "0.2.0" and state["previous"] == "0.1.0"
+    assert state["trial"] is True and state["boots"] == 0 and state["done"] == "k1"
+    assert "pending" not in state
+    assert state["report"] == {"version": "0.2.0", "status": "applied", "previous": "0.1.0"}
+
+
+def test_three_boots_without_health_roll_back():
+    state = _staged_and_applied()
+    for boots in (1, 2, 3):
+        mode, state = st.on_boot(state)
+        assert mode == st.TRIAL and state["boots"] == boots
+    assert st.on_boot(state) == (st.ROLLBACK, None)
+    back = st.rolled_back(state, "0.2.0", "0.1.0", "unhealthy")
+    assert back["version"] == "0.1.0" and "previous" not in back and not back["trial"]
+    assert back["report"] == {"version": "0.2.0", "status": "rolled_back",
+                              "reason": "unhealthy", "previous": "0.1.0"}
+    assert back["done"] == "k1"  # never downloaded again
+
+
+def test_healthy_ends_the_trial_once():
+    mode, state = st.on_boot(_staged_and_applied())
+    state = st.healthy(state)
+    assert state["trial"] is False and state["boots"] == 0
+    assert st.healthy(state) is None
+    assert st.on_boot(state) == (st.NORMAL, None)
+
+
+def test_crashes_lead_to_safe_mode_but_never_on_trial():
+    state = {}
+    for _ in range(st.SAFE_CRASHES):
+        state = st.crashed(state)
+    assert st.on_boot(state) == (st.SAFE, None)
+    assert st.calm(state) == {"crashes": 0} and st.calm({"crashes": 0}) is None
+    trial = dict(state, trial=True, previous="0.1.0")
+    assert st.on_boot(trial)[0] == st.TRIAL
+    assert st.on_boot({"crashes": "many"}) == (st.NORMAL, None)
+
+
+def test_refusals_are_remembered():
+    state = st.staged({"version": "0.1.0"}, "0.1.0", "0.2.0", "k2")
+    state = st.refused_at_boot(state, "hash_mismatch")
+    assert state["done"] == "k2" and "pending" not in state
+    assert state["report"] == {"version": "0.2.0", "status": "refused",
+                               "reason": "hash_mismatch", "previous": "0.1.0"}
+    state = st.refused(state, None, "must be an object", running="0.1.1")
+    assert state["done"] == "k2" and state["report"]["version"] is None
+    assert state["report"]["previous"] == "0.1.1"
+
+
+def test_applying_twice_gives_the_same_state():
+    state = _staged_and_applied()
+    assert st.applied(state, "0.2.0", "0.1.0", "k1") == state
+
+
+def test_updates_replace_code_and_ca_roots_only():
+    assert st.refused_path(["app.mpy", "main.py", "core/x.mpy", "ca/root.der"]) is None
+    for bad in ("secrets.json", "token.json", "ca/root.pem", "ota/pub.bin",
+                "ota/previous/app.mpy", "ota/staged/x.py"):
+        assert st.refused_path(["app.mpy", bad]) == bad
