@@ -5,23 +5,35 @@
 # the network calls (boot, token refresh, play, pause) one at a time, so a slow
 # server or a wait never holds up motion handling or the timeout. The shadow
 # link (when the board is provisioned for AWS IoT) runs as a third task.
+#
+# Firmware updates run in the worker too, only while the session is idle. A new
+# version is on trial (ota/boot.py) until it is healthy: its shadow link came up,
+# which proves Wi-Fi, clock, TLS with the client certificate and MQTT work, i.e.
+# that the next update can still reach it. Spotify's answers do not count: an
+# outage or a revoked token there is no reason to throw a good version away. A
+# board without AWS IoT is healthy once it has booted and warmed up.
+# In safe mode (after repeated crashes) only Wi-Fi and the shadow link run: no
+# Spotify, no motion sessions, so an update can still fix the device.
 import asyncio
 import random
 import sys
 
 from micropython import const
 
+import certs
 import log
 import store
 from core import config as config_schema
+from core import otastate, shadowdoc, tokenpush, tz
 from core import session as sess
-from core import shadowdoc, tz
 from core.motion import Presence
 from core.stats import Stats
 from core.ticks import ticks_diff
 from edges import EdgeRing
 from net import https, tls
 from net.spotify import FATAL, Spotify, SpotifyError
+from ota import boot as ota_boot
+from ota.updater import Updater
 from player import Player
 
 VERSION = "0.1.0"
@@ -33,14 +45,21 @@ TOKEN_LIFE_DAYS = const(182)  # Spotify refresh tokens live about six months
 MAX_CRASHES = const(5)
 HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
 MQTT_KEEPALIVE_S = const(300)
+TRIAL_MS = const(600000)  # a new version not healthy by then has failed this boot
+CALM_MS = const(600000)  # up this long without a crash: earlier crashes are forgiven
+SAFE_RETRY_MS = const(3600000)  # safe mode tries a normal boot again after this long
 
 API_URL = "https://api.spotify.com"
 ACCOUNTS_URL = "https://accounts.spotify.com"
 
 
 class App:
-    def __init__(self, board, settings):
+    def __init__(self, board, settings, boot=None):
         self.board = board
+        self.started_ms = board.ticks_ms()
+        mode = (boot or {}).get("mode")
+        self.safe = mode == otastate.SAFE
+        self.on_trial = mode == otastate.TRIAL
         self.ring = EdgeRing()
         board.attach_pir(self.ring)  # first of all, so motion during boot is kept
         self.presence = Presence(settings.get("glitch_ms", DEFAULT_GLITCH_MS))
@@ -65,6 +84,12 @@ class App:
         self.single_tls = settings.get("single_tls", True)
         self.boot_utc = None
         self.last_heartbeat = None
+        self.ctx = None
+        ota_state = ota_boot.load_state()
+        self.crashes = ota_state.get("crashes") or 0
+        self.updater = Updater(VERSION, ota_state, self._ota_changed, self._ota_flush)
+        self.cert_expiry = (None, None)
+        self.token_refused = None
 
     # -- boot ---------------------------------------------------------------
 
@@ -87,10 +112,15 @@ class App:
         await self._connect(secrets)
         self.boot_utc = self.last_heartbeat = self.board.utc()
         roots = tls.load_ca_dir("ca")
-        ctx = tls.context(roots)
+        self.ctx = ctx = tls.context(roots)
+        self.cert_expiry = certs.earliest_expiry(certs.files())
+        self.token_issued_at = token.get("issued_at")
+        if self.safe:
+            log.event("safe_mode", crashes=self.crashes)
+            self._start_link(secrets, roots)
+            return
         api = https.Client(secrets.get("spotify_api_url", API_URL), ctx)
         accounts = https.Client(secrets.get("spotify_accounts_url", ACCOUNTS_URL), ctx)
-        self.token_issued_at = token.get("issued_at")
         self.spotify = Spotify(
             api,
             accounts,
@@ -103,6 +133,8 @@ class App:
         # Token and speaker id now, so the motion path needs neither.
         await self._spotify_call(self._warm_up)
         self._start_link(secrets, roots)
+        if self.link is None:
+            self._healthy()  # no shadow link to wait for
 
     def _start_link(self, secrets, roots):
         thing, endpoint = secrets.get("thing_name"), secrets.get("iot_endpoint")
@@ -122,10 +154,18 @@ class App:
         client = Client(endpoint, secrets.get("iot_port", 8883), thing,
                         tls.context(roots, cert, key), keepalive_s=MQTT_KEEPALIVE_S,
                         max_message=8192)
-        self.link = ShadowLink(client, thing, self._answer_desired, self._section)
-        if self.single_tls:
+        self.link = ShadowLink(client, thing, self._answer_desired, self._section,
+                               answer_ota=self.updater.answer, on_up=self._healthy,
+                               topics=(tokenpush.topic(thing),), on_message=self._token_pushed)
+        if self.single_tls and self.spotify:
             self.spotify.api.close()  # the warm-up's connection: the link takes the slot
         asyncio.create_task(self.link.run())
+
+    def _healthy(self):
+        if self.on_trial:
+            self.on_trial = False
+            ota_boot.update_state(otastate.healthy)
+            log.event("healthy", version=VERSION)
 
     # -- the shadow ---------------------------------------------------------
 
@@ -149,20 +189,85 @@ class App:
             return self.config
         if name == "stats":
             return self.stats.as_dict()
+        if name == "ota":
+            return self.updater.section()
         return self.status()
 
     def status(self):
         utc = self.board.utc()
         return {
             "firmware": VERSION,
-            "state": self.session.phase(),
+            "state": "safe_mode" if self.safe else self.session.phase(),
             "error": self.error or self.session.error,
             "uptime_s": utc - self.boot_utc if self.boot_utc else 0,
             "free_heap": self.board.free_heap(),
             "rssi": self.board.rssi(),
             "token_days_left": self.token_days_left(),
+            "token_issued_at": self.token_issued_at,
+            "cert_not_after": self.cert_expiry[0],
+            "cert_earliest": self.cert_expiry[1],
             "reset_cause": self.board.reset_cause(),
+            "safe_mode": self.safe,
+            "crashes": self.crashes,
+            "token_refused": self.token_refused,  # why the last pushed token was not taken
         }
+
+    # -- token push ---------------------------------------------------------
+
+    def _token_pushed(self, topic, payload):
+        """A refresh token from the host (spotty/<thing>/token). Never logged."""
+        utc = self.board.utc() if self.clock_ok else None
+        record, reason = tokenpush.check(payload, self.token_issued_at, utc)
+        if reason:
+            self.token_refused = reason
+            log.event("token_refused", reason=reason)
+            self._report("status")
+            return
+        store.save_json("token.json", record)
+        self.token_issued_at = record["issued_at"]
+        self.token_refused = None
+        if self.spotify:
+            self.spotify.set_refresh_token(record["refresh_token"])
+        self.session.clear_error()
+        if self.error in FATAL:
+            self._set_error(None)
+        log.event("token_received", issued_at=self.token_issued_at)
+        self._report("status")
+
+    # -- updates ------------------------------------------------------------
+
+    def _ota_changed(self, clear_desired):
+        self._report("ota")
+        if clear_desired and self.link:
+            self.link.set_desired("ota", None)
+
+    async def _ota_flush(self):
+        if self.link:
+            await self.link.flush()
+
+    def _idle(self):
+        """No music session under way (a session stopped by an error is none)."""
+        return self.job is None and self.session.state in (sess.IDLE, sess.ERROR)
+
+    def _busy(self):
+        return not self._idle()
+
+    async def _update_firmware(self, now):
+        await self.updater.run(self.ctx, self._take_tls, self._give_tls, self._busy, now)
+
+    def _housekeeping(self, now):
+        """Trial deadline, forgiven crashes, and leaving safe mode now and then."""
+        up_ms = ticks_diff(now, self.started_ms)
+        if self.on_trial and up_ms >= TRIAL_MS:
+            log.event("trial_failed", version=VERSION)
+            self.board.reset()  # counts as a boot without health
+        if self.crashes and up_ms >= CALM_MS and not self.safe:
+            self.crashes = 0
+            ota_boot.update_state(otastate.calm)
+        if self.safe and up_ms >= SAFE_RETRY_MS:
+            ota_boot.update_state(otastate.calm)
+            log.event("safe_mode_retry")
+            self.board.reset()
 
     def _link_counts(self):
         """Cumulative MQTT traffic, for the benchmark's messages-per-session figures."""
@@ -184,7 +289,8 @@ class App:
 
     def _give_tls(self):
         if self.link and self.single_tls:
-            self.spotify.api.close()
+            if self.spotify:
+                self.spotify.api.close()
             self.link.resume()
 
     async def _connect(self, secrets):
@@ -227,10 +333,12 @@ class App:
             now = board.ticks_ms()
             board.service(now)
             self._read_pir(now)
-            if self.clock_ok:
+            if self.clock_ok and not self.safe:
                 utc = board.utc()
                 decision = self.session.tick(now, utc, self.presence, self.config, self.zone)
                 self._handle(decision)
+            if self.on_trial or self.crashes or self.safe:
+                self._housekeeping(now)
             board.feed_watchdog()
             board.set_led(self._led_mode())
             board.led_tick(now)
@@ -257,7 +365,7 @@ class App:
                 log.event("vacant")
 
     def _led_mode(self):
-        if self.error or self.session.state == sess.ERROR:
+        if self.error or self.safe or self.session.state == sess.ERROR:
             return "error"
         if not self.clock_ok:
             return "boot"
@@ -299,7 +407,7 @@ class App:
         log.start_clock(self.board.ticks_ms)
         log.event(
             "ready", version=VERSION, state=self.session.phase(), error=self.error,
-            token_days_left=self.token_days_left(),
+            token_days_left=self.token_days_left(), safe_mode=self.safe,
         )
         self.board.ready()
         while True:
@@ -307,15 +415,21 @@ class App:
                 await asyncio.wait_for_ms(self.job_ready.wait(), IDLE_POLL_MS)
             except asyncio.TimeoutError:
                 pass
-            if self.spotify is None:
-                continue
+            now = self.board.ticks_ms()
+            if self.boot_utc is None:
+                continue  # not provisioned
             self.job_ready.clear()
             job, self.job = self.job, None
-            if job:
+            if job and self.spotify:
                 await self._take_tls()
                 await self._run_job(job)
                 self._give_tls()
-            elif self._should_refresh():
+            elif self.updater.staged_key and self._idle():
+                log.event("ota_reboot")
+                self.board.reset()  # at an idle moment; ota.boot swaps the files in
+            elif self.updater.due(now) and self._idle():
+                await self._update_firmware(now)
+            elif self.spotify and self._should_refresh():
                 await self._take_tls()
                 await self._spotify_call(self.spotify.refresh)
                 self._give_tls()
@@ -382,18 +496,18 @@ class App:
         await asyncio.gather(self.control(), self.worker())
 
 
-def main(board_class):
-    settings, _ = store.load_json("device.json", {})
-    board = board_class(settings)
+def main(board, settings, boot=None):
+    """board: a board.* Board; boot: what ota.boot.run said (None if it failed)."""
     board.start_watchdog()
     crashes = 0
     while True:
         try:
-            asyncio.run(App(board, settings).run())
+            asyncio.run(App(board, settings, boot).run())
         except Exception as e:  # the one top-level handler: log, count, restart
             crashes += 1
             log.event("crash", error=repr(e), crashes=crashes)
             sys.print_exception(e)
+            ota_boot.crashed()  # across resets too: repeated crashes mean safe mode
             if crashes >= MAX_CRASHES:
                 board.reset()
             asyncio.new_event_loop()

@@ -6,9 +6,13 @@
 # link task and closes the socket at once, so the motion path waits for no
 # MQTT round trip; resume() reconnects in the background and `get` fetches
 # whatever desired state changed meanwhile.
+#
+# The same connection carries the device's own topics (e.g. the token push),
+# which are not part of the shadow.
 import asyncio
 import json
 import random
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -20,22 +24,32 @@ _MAX_MESSAGE = const(8192)  # an AWS shadow document is at most 8 KB of state
 _RECEIVE_MS = const(1000)
 _RETRY_BASE_MS = const(1000)
 _RETRY_CAP_MS = const(300000)
-SECTIONS = ("config", "status", "stats")
+_FLUSH_POLL_MS = const(50)
+SECTIONS = ("config", "status", "stats", "ota")
 
 
 class ShadowLink:
-    def __init__(self, client, thing, answer_desired, read_section):
+    def __init__(self, client, thing, answer_desired, read_section, answer_ota=None,
+                 on_up=None, topics=(), on_message=None):
         """answer_desired(config) -> shadow state that acknowledges it;
-        read_section(name) -> the current reported value of a section in SECTIONS."""
+        read_section(name) -> the current reported value of a section in SECTIONS;
+        answer_ota(desired ota) -> shadow state to send, or None;
+        on_up() once the link is subscribed; on_message(topic, payload) for `topics`."""
         self.client = client
         self.thing = thing
         self._topic = "$aws/things/" + thing + "/shadow/"
         self._answer_desired = answer_desired
         self._read_section = read_section
+        self._answer_ota = answer_ota
+        self._on_up = on_up
+        self._topics = topics
+        self._on_message = on_message
         self._allowed = asyncio.Event()
         self._allowed.set()
         self._task = None
         self._due = set(SECTIONS)  # everything goes out after the first connect
+        self._desired_due = {}  # desired keys to set (None deletes) with the next update
+        self._want_get = False
         self._version = None  # of the last desired state applied
         self._token = 0
         self.up = False
@@ -50,6 +64,20 @@ class ShadowLink:
         """Send these sections with the next update (coalesced)."""
         for name in sections:
             self._due.add(name)
+
+    def set_desired(self, section, value):
+        """Write desired.<section> with the next update (None deletes it)."""
+        self._desired_due[section] = value
+
+    async def flush(self, timeout_ms=15000):
+        """Wait until everything due has gone out, or timeout_ms: a caller makes one
+        state visible before the next replaces it. False on timeout."""
+        started = ticks_ms()
+        while self._due or self._desired_due:
+            if ticks_diff(ticks_ms(), started) >= timeout_ms:
+                return False
+            await asyncio.sleep_ms(_FLUSH_POLL_MS)
+        return True
 
     async def suspend(self):
         """Close the link now (one TLS connection at a time); resume() reopens it."""
@@ -92,15 +120,22 @@ class ShadowLink:
         await client.connect(clean=True)
         for suffix in ("update/delta", "update/rejected", "get/accepted", "get/rejected"):
             await client.subscribe(self._topic + suffix, 1)
+        for topic in self._topics:
+            await client.subscribe(topic, 1)
         self.up = True
         log.event("shadow_up")
+        if self._on_up:
+            self._on_up()
         await self._publish("get", {"clientToken": self._next_token()})
         while True:
             message = await client.receive(_RECEIVE_MS)
             if message is not None:
                 self._count_in(message[1])
                 await self._handle(message[0], message[1])
-            if self._due:
+            if self._want_get:
+                self._want_get = False
+                await self._publish("get", {"clientToken": self._next_token()})
+            if self._due or self._desired_due:
                 await self._update()
 
     async def _close(self):
@@ -113,6 +148,10 @@ class ShadowLink:
             self.client.close()
 
     async def _handle(self, topic, payload):
+        if topic in self._topics:
+            if self._on_message:
+                self._on_message(topic, payload)
+            return
         suffix = topic[len(self._topic):] if topic.startswith(self._topic) else topic
         doc, problem = shadowdoc.parse(payload)
         if problem:
@@ -126,32 +165,53 @@ class ShadowLink:
                           detail=str(doc.get("message"))[:80])
             return
         version = shadowdoc.version(doc)
+        ota = None
         if suffix == "get/accepted":
             # The whole document: act only when desired and reported differ.
             state = doc.get("state")
             pending = isinstance(state, dict) and state.get("delta") is not None
             desired = shadowdoc.wanted(doc, "get") if pending else None
+            ota = shadowdoc.wanted(doc, "get", "ota") if pending else None
         elif version is not None and self._version is not None and version <= self._version:
             log.event("shadow_stale", version=version)
             return
         else:
             desired = shadowdoc.wanted(doc, "delta")
+            # A delta holds only the leaves of desired.ota that differ from reported:
+            # the whole request comes with a get.
+            if self._answer_ota and shadowdoc.wanted(doc, "delta", "ota") is not None:
+                self._want_get = True
         if version is not None:
             self._version = version
+        update = {}
         if desired is not None:
-            await self._update(self._answer_desired(desired))
+            shadowdoc.merge(update, self._answer_desired(desired))
+        if ota is not None and self._answer_ota:
+            shadowdoc.merge(update, self._answer_ota(ota))
+        if update:
+            await self._update(update)
 
     async def _update(self, state=None):
         """Publish `state` plus every section due; a section stays due until sent."""
         names = list(self._due)
+        desired = self._desired_due
+        self._desired_due = {}
         state = state or {}
         if names:
             reported = state.get("reported") or {}
             for name in names:
                 reported[name] = self._read_section(name)
             state["reported"] = reported
-        if state:
-            await self._publish("update", {"state": state, "clientToken": self._next_token()})
+        if desired:
+            shadowdoc.merge(state, {"desired": desired})
+        try:
+            if state:
+                await self._publish("update", {"state": state,
+                                               "clientToken": self._next_token()})
+        except BaseException:
+            for name, value in desired.items():  # not sent: still due
+                self._desired_due.setdefault(name, value)
+            raise
         for name in names:
             self._due.discard(name)
 

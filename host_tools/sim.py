@@ -6,11 +6,27 @@ from the moment the firmware reports ready (a negative `at` happens during
 boot); `until` ends the run. With a shadow link (IotTarget), an event
 {"at": 5.0, "desired": {"timeout_s": 60}} sets desired config in the shadow
 through the AWS IoT data-plane API, as `spotty config set` does.
+
+Reboots: when the firmware resets the board (exit code 3), the runner starts it
+again from the same flash, up to `max_reboots` times; events of every boot go
+into one SimResult, each tagged with "boot" (1, 2, ...), and a {"ev": "reboot"}
+event marks each restart. The scenario's timeline stands still while the board
+is down: `at`, `until` and the clock count the time the firmware has been up
+since its "ready", summed over boots (a visit is not missed because the board
+rebooted, and `until` bounds the time spent running, not rebooting). A PIR
+level still high at a reboot is seen again during the next boot. `desired`
+events count wall-clock seconds from the first ready.
+
+With install_firmware, the firmware is compiled (as `spotty deploy` would) into
+the flash directory and run from there, so an update's file swap is real.
 """
 
 import datetime
+import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -24,6 +40,9 @@ from .pki import pem_or_der_to_der
 from .runtime import DEVICE_DIR, micropython_env, micropython_path
 
 BOOT_ALLOWANCE_S = 60
+REBOOT_ALLOWANCE_S = 20
+MAX_REBOOTS = 8
+RESET_EXIT = 3  # the sim board's reset()
 
 
 @dataclass
@@ -55,11 +74,12 @@ class SimResult:
     events: list = field(default_factory=list)
     console: list = field(default_factory=list)  # non-event lines (tracebacks, prints)
     returncode: int | None = None
-    ready_at: float | None = None  # time.monotonic() when the firmware said ready
+    ready_at: float | None = None  # time.monotonic() when the firmware first said ready
+    boots: int = 0
 
-
-    def named(self, name):
-        return [e for e in self.events if e.get("ev") == name]
+    def named(self, name, boot=None):
+        return [e for e in self.events
+                if e.get("ev") == name and (boot is None or e.get("boot") == boot)]
 
 
 def parse_clock(text: str) -> int:
@@ -143,9 +163,15 @@ def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
 
 def run(scenario: dict, target: SpotifyTarget, *, flash: Path | None = None,
         on_event=None, heapsize: str | None = None, iot: IotTarget | None = None,
-        settings: dict | None = None) -> SimResult:
+        settings: dict | None = None, install_firmware: bool | Path = False,
+        files: dict | None = None, max_reboots: int = MAX_REBOOTS,
+        cut: str | None = None) -> SimResult:
     """Run a validated scenario to its end; events stream to on_event as they come.
-    `settings` go into device.json over the scenario's `device` (e.g. single_tls)."""
+    `settings` go into device.json over the scenario's `device` (e.g. single_tls).
+    install_firmware: True (device/) or a firmware source directory to compile into
+    the flash and run from there. files: {path on flash: bytes} laid on top, e.g.
+    the OTA public key ota/pub.bin or another CA root in ca/. cut: a checkpoint
+    name (see ota/boot.py) at which the power is cut once (kill -9), then restored."""
     own_flash = flash is None
     flash = Path(tempfile.mkdtemp(prefix="spotty-flash-")) if own_flash else flash
     if settings:
@@ -155,12 +181,57 @@ def run(scenario: dict, target: SpotifyTarget, *, flash: Path | None = None,
         raise SpottyError("`desired` events need the shadow link (spotty sim --iot)")
     try:
         prepare_flash(flash, scenario, target, iot)
+        if install_firmware:
+            source = DEVICE_DIR if install_firmware is True else Path(install_firmware)
+            install(flash, source)
+        for rel, data in (files or {}).items():
+            (flash / rel).parent.mkdir(parents=True, exist_ok=True)
+            (flash / rel).write_bytes(data)
         schedule = _DesiredSchedule(iot, desired) if desired else None
-        return _run_firmware(flash, scenario["until"] + BOOT_ALLOWANCE_S, on_event, heapsize,
-                             schedule)
+        runner = _Runner(flash, bool(install_firmware), on_event, heapsize, schedule,
+                         max_reboots, cut)
+        return runner.run(scenario["until"] + BOOT_ALLOWANCE_S)
     finally:
         if own_flash:
             shutil.rmtree(flash, ignore_errors=True)
+
+
+_compiled: dict[str, dict[str, bytes]] = {}
+
+
+def install(flash: Path, source: Path = DEVICE_DIR) -> list[str]:
+    """Put the compiled firmware (and the sim board, which a deploy leaves out) on flash."""
+    from .deploy import compile_firmware
+
+    source = Path(source)
+    files = sorted(p for p in source.rglob("*.py") if "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
+    key = digest.hexdigest()
+    if key not in _compiled:
+        with tempfile.TemporaryDirectory(prefix="spotty-build-") as tmp:
+            built = compile_firmware(source, Path(tmp) / "fw")
+            sim_board = source / "board" / "sim.py"
+            out = Path(tmp) / "sim.mpy"
+            result = subprocess.run(
+                [_mpy_cross(), "-s", "board/sim.py", "-o", str(out), str(sim_board)],
+                capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SpottyError("mpy-cross failed on board/sim.py:\n" + result.stderr)
+            built["board/sim.mpy"] = out.read_bytes()
+        _compiled[key] = built
+    for rel, data in _compiled[key].items():
+        target = flash / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return sorted(_compiled[key])
+
+
+def _mpy_cross() -> str:
+    from .deploy import mpy_cross_path
+
+    return mpy_cross_path()
 
 
 class _DesiredSchedule:
@@ -186,42 +257,125 @@ class _DesiredSchedule:
             timer.cancel()
 
 
-def _run_firmware(flash: Path, limit_s: float, on_event, heapsize, schedule=None) -> SimResult:
-    cmd = [micropython_path()]
-    if heapsize:
-        cmd += ["-X", "heapsize=%s" % heapsize]
-    cmd.append(str(DEVICE_DIR / "main.py"))
-    env = micropython_env()
-    env["SPOTTY_SIM"] = str(flash / "sim.json")
-    result = SimResult()
-    proc = subprocess.Popen(
-        cmd, cwd=flash, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    timer = threading.Timer(limit_s, proc.kill)
-    timer.start()
-    try:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            event = _as_event(line)
-            if event is None:
-                result.console.append(line)
-                continue
-            if event["ev"] == "ready":
-                result.ready_at = time.monotonic()
-                if schedule:
-                    schedule.start()
-            result.events.append(event)
-            if on_event:
-                on_event(event)
-        result.returncode = proc.wait()
-    finally:
-        timer.cancel()
-        if schedule:
-            schedule.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return result
+class _Runner:
+    """Runs the firmware, and again after each reset or power cut, until the end."""
+
+    def __init__(self, flash: Path, installed: bool, on_event, heapsize, schedule,
+                 max_reboots: int, cut: str | None):
+        self.flash = flash
+        self.installed = installed
+        self.on_event = on_event
+        self.heapsize = heapsize
+        self.schedule = schedule
+        self.max_reboots = max_reboots
+        self.cut = cut
+        self.result = SimResult()
+
+    def _command(self) -> tuple[list[str], dict]:
+        cmd = [micropython_path()]
+        if self.heapsize:
+            cmd += ["-X", "heapsize=%s" % self.heapsize]
+        if self.installed:
+            cmd.append("main.py")  # from the flash, as the board runs it
+            env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(self.flash), ".frozen"]))
+        else:
+            cmd.append(str(DEVICE_DIR / "main.py"))
+            env = micropython_env()
+        env["SPOTTY_SIM"] = str(self.flash / "sim.json")
+        env.pop("SPOTTY_CUT", None)
+        if self.cut:
+            env["SPOTTY_CUT"] = self.cut
+        return cmd, env
+
+    def run(self, limit_s: float) -> SimResult:
+        result = self.result
+        deadline = time.monotonic() + limit_s
+        try:
+            while True:
+                result.boots += 1
+                code, up_s = self._boot(deadline)
+                if code == RESET_EXIT or code == "cut":
+                    if result.boots > self.max_reboots or time.monotonic() >= deadline:
+                        result.returncode = RESET_EXIT if code == "cut" else code
+                        return result
+                    if not _advance_timeline(self.flash / "sim.json", up_s):
+                        result.returncode = 0  # the scenario ended with the reboot
+                        return result
+                    deadline += REBOOT_ALLOWANCE_S
+                    self._emit({"ev": "reboot", "why": "power_cut" if code == "cut" else "reset"},
+                               result.boots + 1)
+                    continue
+                result.returncode = code
+                return result
+        finally:
+            if self.schedule:
+                self.schedule.cancel()
+
+    def _boot(self, deadline: float):
+        """Run one boot; (exit code or "cut", seconds it was up since ready)."""
+        cmd, env = self._command()
+        proc = subprocess.Popen(cmd, cwd=self.flash, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), proc.kill)
+        timer.start()
+        ready_at = None
+        up_s = 0.0
+        cut = False
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                event = _as_event(line)
+                if event is None:
+                    self.result.console.append(line)
+                    continue
+                if event["ev"] == "ready":
+                    ready_at = time.monotonic()
+                    if self.result.ready_at is None:
+                        self.result.ready_at = ready_at
+                        if self.schedule:
+                            self.schedule.start()
+                elif event["ev"] == "reset":
+                    up_s = event.get("uptime_ms", 0) / 1000
+                elif event["ev"] == "cut":
+                    os.kill(proc.pid, signal.SIGKILL)  # the power cut, at exactly that point
+                    cut = True
+                    self.cut = None  # power comes back for good
+                    up_s = time.monotonic() - ready_at if ready_at else 0.0
+                self._emit(event, self.result.boots)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return ("cut" if cut else code), up_s
+
+    def _emit(self, event: dict, boot: int) -> None:
+        event["boot"] = boot
+        self.result.events.append(event)
+        if self.on_event:
+            self.on_event(event)
+
+
+def _advance_timeline(sim_json: Path, up_s: float) -> bool:
+    """Move the scenario on by the time the board was up; False if nothing is left."""
+    scenario = json.loads(sim_json.read_text())
+    until = scenario["until"] - up_s
+    if until <= 0:
+        return False
+    level = 0
+    events = []
+    for event in sorted(scenario["events"], key=lambda e: e["at"]):
+        at = event["at"] - up_s
+        if at < 0:
+            level = event["pir"]  # happened while up; only the level is left of it
+        else:
+            events.append(dict(event, at=at))
+    if level:
+        events.insert(0, {"at": -0.001, "pir": 1})  # still there during the next boot
+    scenario.update(clock_utc=scenario["clock_utc"] + int(up_s), until=until, events=events)
+    sim_json.write_text(json.dumps(scenario))
+    return True
 
 
 def _as_event(line: str):

@@ -2,6 +2,10 @@
 # Never deployed. PIR edges come from a scenario file (SPOTTY_SIM names it) and
 # are pushed into the same ring, stamped with the tick they were due at, as the
 # real interrupt handler does. Wall-clock time starts at the scenario's clock.
+# reset() ends the process with code 3: the runner (host_tools/sim.py) starts the
+# firmware again from the same flash, as a rebooting board would. With
+# SPOTTY_CUT=<name>, checkpoint(<name>) stops dead there so that the runner can
+# kill -9 the process at exactly that point (a power cut).
 import gc
 import json
 import os
@@ -79,8 +83,16 @@ class Board:
         return "power_on"
 
     def reset(self):
-        log.event("reset")
+        uptime = 0 if self._ready_ms is None else time.ticks_diff(time.ticks_ms(), self._ready_ms)
+        log.event("reset", uptime_ms=uptime)
         sys.exit(3)
+
+    def checkpoint(self, name):
+        if os.getenv("SPOTTY_CUT") == name:
+            log.event("cut", point=name)
+            for _ in range(600):  # the runner kills us now; never hang for good
+                time.sleep(0.1)
+            sys.exit(9)
 
     def service(self, now_ms):
         if self._ready_ms is None:

@@ -1,5 +1,6 @@
 # A small async HTTP/1.1 client over verified TLS: keep-alive, Content-Length
 # and chunked bodies, every read capped, every socket operation timed out.
+# A body too big for memory (a firmware bundle) can be streamed to a sink instead.
 import asyncio
 import json
 import socket
@@ -51,6 +52,7 @@ class Client:
         self._address = None  # cached DNS answer
         self._reader = None
         self._writer = None
+        self._piece = None  # the streaming buffer, allocated on first use
         self.connects = 0
         self.requests = 0
 
@@ -63,38 +65,44 @@ class Client:
         self._reader = self._writer = None
         if writer is not None:
             try:
-                writer.close()
-            except OSError:
+                # The asyncio Stream's own close() does nothing: without this every
+                # connection's socket and TLS session would live on until collected.
+                writer.s.close()
+            except (AttributeError, OSError):
                 pass
 
-    async def request(self, method, target, headers=None, body=None):
+    async def request(self, method, target, headers=None, body=None, sink=None, limit=None):
+        """With sink, a 2xx answer's body is not kept: it goes to sink(memoryview) in
+        pieces of at most 1 KB through one buffer (Response.body is then b""), and a
+        body over `limit` bytes is refused. Whatever sink raises ends the request."""
         reused = self.connected
-        try:
-            return await self._exchange(method, target, headers, body)
-        except HttpError as e:
-            self.close()
-            # An idle keep-alive connection the server has dropped fails before any
-            # answer arrives: that one request is worth resending on a new connection.
-            if not (reused and e.kind == "stale"):
-                if e.kind == "stale":
-                    e.kind = "closed"
+        for attempt in (1, 2):
+            try:
+                return await self._exchange(method, target, headers, body, sink, limit)
+            except HttpError as e:
+                self.close()
+                # An idle keep-alive connection the server has dropped fails before any
+                # answer arrives: that one request is worth resending on a new connection.
+                if not (reused and e.kind == "stale" and attempt == 1):
+                    if e.kind == "stale":
+                        e.kind = "closed"
+                    raise
+            except Exception:
+                self.close()  # e.g. the sink refused: the rest of the body is unread
                 raise
-        try:
-            return await self._exchange(method, target, headers, body)
-        except HttpError as e:
-            self.close()
-            if e.kind == "stale":
-                e.kind = "closed"
-            raise
 
-    async def _exchange(self, method, target, headers, body):
+    async def _exchange(self, method, target, headers, body, sink=None, limit=None):
         if not self.connected:
             await self._connect()
         self.requests += 1
         await self._send(method, target, headers, body)
         status, response_headers = await self._read_head()
         has_body = method != "HEAD" and status >= 200 and status not in (204, 304)
-        data = await self._read_body(response_headers) if has_body else b""
+        if sink is not None and 200 <= status < 300:
+            await self._stream_body(response_headers, sink, limit)
+            data = b""
+        else:
+            data = await self._read_body(response_headers) if has_body else b""
         if response_headers.get("connection", "").lower() == "close":
             self.close()
         return Response(status, response_headers, data)
@@ -210,16 +218,79 @@ class Client:
         except (OSError, ValueError) as e:
             raise _io_error(e, "closed")
 
+    async def _stream_body(self, headers, sink, limit):
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            total = 0
+            while True:
+                size = await self._chunk_size()
+                if size == 0:
+                    break
+                total += size
+                if limit is not None and total > limit:
+                    raise HttpError("too_large", "chunked body over %d bytes" % limit)
+                await self._pipe(size, sink)
+                if await self._readline() not in (b"\r\n", b"\n"):
+                    raise HttpError("malformed", "chunk end")
+            await self._skip_trailers()
+            return
+        length = headers.get("content-length")
+        if length is None:
+            await self._pipe(None, sink, limit)
+            self.close()
+            return
+        if not length.isdigit():
+            raise HttpError("malformed", "content-length")
+        if limit is not None and int(length) > limit:
+            raise HttpError("too_large", "body of %s bytes, over %d" % (length, limit))
+        await self._pipe(int(length), sink)
+
+    async def _pipe(self, size, sink, limit=None):
+        """Pass size bytes (None: up to the end of the stream) to sink."""
+        if self._piece is None:
+            self._piece = bytearray(_CHUNK)
+        view = memoryview(self._piece)
+        left = size
+        total = 0
+        while left is None or left > 0:
+            want = _CHUNK if left is None else min(_CHUNK, left)
+            got = await self._read_into(view[:want])
+            if got is None:
+                continue  # only part of a TLS record so far
+            if not got:
+                if left is None:
+                    return
+                raise HttpError("closed", "body cut short")
+            total += got
+            if limit is not None and total > limit:
+                raise HttpError("too_large", "body over %d bytes" % limit)
+            sink(view[:got])
+            if left is not None:
+                left -= got
+
+    async def _read_into(self, view):
+        try:
+            return await asyncio.wait_for_ms(self._reader.readinto(view), self.timeout_ms)
+        except asyncio.TimeoutError:
+            raise HttpError("timeout", "read")
+        except (OSError, ValueError) as e:
+            raise _io_error(e, "closed")
+
+    async def _chunk_size(self):
+        line = await self._readline()
+        try:
+            return int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise HttpError("malformed", "chunk size")
+
+    async def _skip_trailers(self):
+        while await self._readline() not in (b"\r\n", b"\n", b""):
+            pass
+
     async def _read_chunked(self):
         parts = []
         total = 0
         while True:
-            line = await self._readline()
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise HttpError("malformed", "chunk size")
+            size = await self._chunk_size()
             if size == 0:
                 break
             total += size
@@ -228,8 +299,7 @@ class Client:
             parts.append(await self._read_exactly(size))
             if await self._readline() not in (b"\r\n", b"\n"):
                 raise HttpError("malformed", "chunk end")
-        while await self._readline() not in (b"\r\n", b"\n", b""):
-            pass  # trailers
+        await self._skip_trailers()
         return b"".join(parts)
 
     async def _read_until_close(self):

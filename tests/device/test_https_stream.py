@@ -1,0 +1,160 @@
+"""net/https.py streaming a body to a sink under the real MicroPython, against a local
+HTTPS server: Content-Length, chunked and read-to-close bodies arrive whole in pieces
+of at most 1 KB; a body cut short, one over the limit and a refusing sink are errors."""
+
+import hashlib
+import json
+import socket
+import ssl
+import threading
+
+import pytest
+
+from host_tools import pki
+from host_tools.runtime import run_micropython
+
+BODY = bytes(range(256)) * 300 + b"tail"  # 76804 bytes: not a multiple of anything
+DRIVER = """
+import asyncio, binascii, hashlib, json, sys
+from net import https, tls
+with open(sys.argv[1], "rb") as f:
+    ctx = tls.context([f.read()])
+client = https.Client(sys.argv[2], ctx, timeout_ms=5000)
+
+async def fetch(path, limit, refuse_after):
+    hasher = hashlib.sha256()
+    seen = {"bytes": 0, "largest": 0}
+    def sink(piece):
+        if refuse_after is not None and seen["bytes"] >= refuse_after:
+            raise RuntimeError("sink says no")
+        hasher.update(piece)
+        seen["bytes"] += len(piece)
+        seen["largest"] = max(seen["largest"], len(piece))
+    try:
+        response = await client.request("GET", path, None, None, sink, limit)
+    except https.HttpError as e:
+        return {"error": e.kind, "detail": e.detail, "bytes": seen["bytes"]}
+    except RuntimeError as e:
+        return {"error": str(e), "connected": client.connected}
+    seen.update(status=response.status, body=len(response.body),
+                sha=binascii.hexlify(hasher.digest()).decode())
+    return seen
+
+async def main():
+    out = {}
+    with open(sys.argv[3]) as f:
+        cases = json.load(f)
+    for label, path, limit, refuse in cases:
+        out[label] = await fetch(path, limit, refuse)
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+class _Server:
+    """A tiny HTTPS server with one way of answering per path."""
+
+    def __init__(self, tmp_path):
+        ca = pki.CertificateAuthority.create("stream test CA")
+        ca.issue_server().write(tmp_path, "server")
+        self.ca_der = ca.cert_der
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key.pem")
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            conn = self.context.wrap_socket(raw, server_side=True)
+            reader = conn.makefile("rb")
+            while True:
+                line = reader.readline()
+                if not line:
+                    return
+                path = line.split()[1].decode()
+                while reader.readline() not in (b"\r\n", b""):
+                    pass
+                if not self._answer(conn, path):
+                    return
+        except OSError:
+            pass
+        finally:
+            raw.close()
+
+    def _answer(self, conn, path):
+        """Send the answer for path; False when the connection must close."""
+        head = "HTTP/1.1 200 OK\r\n"
+        if path == "/length":
+            conn.sendall((head + "Content-Length: %d\r\n\r\n" % len(BODY)).encode() + BODY)
+        elif path == "/chunked":
+            conn.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
+            for start in range(0, len(BODY), 3000):
+                piece = BODY[start:start + 3000]
+                conn.sendall(b"%x;ext=1\r\n" % len(piece) + piece + b"\r\n")
+            conn.sendall(b"0\r\nX-Trailer: 1\r\n\r\n")
+        elif path == "/to-close":
+            conn.sendall((head + "\r\n").encode() + BODY)
+            return False
+        elif path == "/cut":
+            conn.sendall((head + "Content-Length: %d\r\n\r\n" % len(BODY)).encode() + BODY[:5000])
+            return False
+        elif path == "/missing":
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
+        return True
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def results(tmp_path):
+    server = _Server(tmp_path)
+    try:
+        cases = [["length", "/length", None, None], ["chunked", "/chunked", None, None],
+                 ["missing", "/missing", None, None],
+                 ["length over", "/length", len(BODY) - 1, None],
+                 ["chunked over", "/chunked", 10000, None],
+                 ["to-close", "/to-close", None, None], ["cut", "/cut", None, None],
+                 ["refused", "/length", None, 2048], ["after", "/length", None, None]]
+        (tmp_path / "ca.der").write_bytes(server.ca_der)
+        (tmp_path / "driver.py").write_text(DRIVER)
+        (tmp_path / "cases.json").write_text(json.dumps(cases))  # long argv crashes micropython
+        proc = run_micropython(
+            [str(tmp_path / "driver.py"), str(tmp_path / "ca.der"),
+             "https://127.0.0.1:%d" % server.port, str(tmp_path / "cases.json")],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_bodies_stream_whole_in_small_pieces(results):
+    whole = {"bytes": len(BODY), "sha": hashlib.sha256(BODY).hexdigest(), "body": 0,
+             "status": 200}
+    for name in ("length", "chunked", "to-close", "after"):
+        got = results[name]
+        assert {k: got[k] for k in whole} == whole, name
+        assert 0 < got["largest"] <= 1024, name
+
+
+def test_limits_cuts_and_sinks_end_the_request(results):
+    assert results["length over"]["error"] == "too_large"
+    assert results["length over"]["bytes"] == 0  # refused from Content-Length, before reading
+    assert results["chunked over"]["error"] == "too_large"
+    assert results["chunked over"]["bytes"] <= 10000
+    assert results["cut"] == {"error": "closed", "detail": "body cut short", "bytes": 5000}
+    assert results["refused"] == {"error": "sink says no", "connected": False}
+    # An error answer is not streamed: it comes back whole, as a small body.
+    assert results["missing"]["status"] == 404 and results["missing"]["bytes"] == 0
+    assert results["missing"]["body"] == 9

@@ -1,0 +1,313 @@
+"""Firmware updates end to end: `spotty ota push` (desired.ota in the shadow, through the
+local AWS IoT stand-in and a real mosquitto), the download from a local HTTPS server,
+the reboot, the swap and the report, with the firmware running from its flash directory
+in the simulator (host_tools.sim install_firmware)."""
+
+import datetime
+import json
+import threading
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from needs import needs_mosquitto
+from otakit import OLD, ShadowWatcher, build, compiled, digest, matches, variant
+
+from conftest import api_calls
+from host_tools import ota, ota_push, sim
+from host_tools.ota_server import OtaServer
+from host_tools.shadow_client import ShadowClient
+from host_tools.shadow_service import IotLocal
+
+pytestmark = needs_mosquitto
+NEW = "0.2.0"
+CONFIG = {"spotify_device": "Bathroom", "timeout_s": 1, "motion_gap_s": 0}
+
+
+@pytest.fixture(scope="module")
+def iot():
+    with IotLocal() as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("release")
+    key_path, pub_path = ota.keygen(root / "keys")
+    other_key, _ = ota.keygen(root / "other-keys")
+    www = root / "www"
+    www.mkdir()
+    new_files = compiled(variant(root, NEW))
+    build(www / "good.bundle", new_files, NEW, key_path)
+    return {"root": root, "www": www, "key": key_path, "other_key": other_key,
+            "pub": pub_path.read_bytes(), "new": new_files, "old": compiled(variant(root, OLD))}
+
+
+@pytest.fixture(scope="module")
+def server(release):
+    with OtaServer(release["www"]) as running:
+        yield running
+
+
+_names = iter(range(1, 1000))
+
+
+@pytest.fixture
+def thing(iot, tmp_path):
+    name = "ota-%d" % next(_names)
+    files = iot.issue_thing(name, tmp_path / "keys")
+    target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, name, files.ca_der.read_bytes(),
+                           files.cert_der.read_bytes(), files.key_der.read_bytes(),
+                           iot.endpoint_url)
+    watcher = ShadowWatcher(iot, name, tmp_path)
+    yield target, ShadowClient(name, iot.endpoint_url), watcher
+    watcher.close()
+
+
+def run_device(mock, target, server, release, tmp_path, events, until, on_event=None,
+               files=None):
+    flash = tmp_path / "flash"
+    flash.mkdir(exist_ok=True)
+    scenario = sim.validate_scenario({"config": CONFIG, "events": events, "until": until})
+    laid = {"ota/pub.bin": release["pub"], "ca/ota.der": server.ca_der}
+    laid.update(files or {})
+    result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
+                     iot=target, install_firmware=True, files=laid, on_event=on_event)
+    assert result.returncode == 0, "\n".join(result.console[-30:])
+    return result, flash
+
+
+def when(name, action, boot=1):
+    """An on_event that runs action (in a thread) at the first `name` event of `boot`."""
+    fired = []
+
+    def observe(event):
+        if event["ev"] == name and event["boot"] == boot and not fired:
+            fired.append(event)
+            threading.Thread(target=action, daemon=True).start()
+
+    return observe
+
+
+def distinct(values):
+    out = []
+    for value in values:
+        if value is not None and (not out or out[-1] != value):
+            out.append(value)
+    return out
+
+
+def short_lived_ca(days):
+    """A CA root that expires before every other certificate of the test setup."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Soon expiring root")])
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER), int(cert.not_valid_after_utc.timestamp())
+
+
+def test_a_good_update_is_downloaded_staged_applied_and_reported(
+        mock, thing, server, release, tmp_path):
+    target, shadow, watcher = thing
+    # The new version also brings its own CA roots: they replace ca/ as a whole.
+    extra_der, extra_expiry = short_lived_ca(10)
+    roots = [("ca/extra.der", extra_der), ("ca/iot.der", target.ca_der),
+             ("ca/ota.der", server.ca_der), ("ca/spotify.der", mock.ca.cert_der)]
+    bundle = release["www"] / "with-roots.bundle"
+    build(bundle, release["new"] + roots, NEW, release["key"])
+
+    def push():
+        ota_push.push(target.thing, server.url_for(bundle.name), bundle, target.endpoint_url)
+
+    visit = [{"at": 6.0, "pir": 1}, {"at": 6.5, "pir": 0}]
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 9.0,
+                               on_event=when("shadow_up", push))
+
+    assert [e["version"] for e in result.named("ready")] == [OLD, NEW]
+    assert [e["why"] for e in result.named("reboot")] == ["reset", "reset"]  # staged, swapped
+    assert distinct(watcher.statuses()) == ["downloading", "verifying", "staged", "applied"]
+    doc = shadow.get()
+    assert doc["state"]["reported"]["ota"] == {"version": NEW, "status": "applied",
+                                               "previous": OLD}
+    status = doc["state"]["reported"]["status"]
+    assert status["firmware"] == NEW and status["safe_mode"] is False
+    assert "ota" not in doc["state"].get("desired", {})  # done with: no delta left
+    # The new version runs whole, on its own roots, and plays music.
+    assert matches(flash, release["new"]) == []
+    assert sorted(p.name for p in (flash / "ca").iterdir()) == [
+        "extra.der", "iot.der", "ota.der", "spotify.der"]
+    assert status["cert_earliest"] == "ca/extra.der"
+    assert status["cert_not_after"] == extra_expiry
+    assert len(result.named("play", boot=3)) == 1
+    assert len(api_calls(mock, "PUT", "/v1/me/player/pause")) == 1
+    state = json.loads((flash / "ota" / "state.json").read_text())
+    assert state["trial"] is False  # healthy: the shadow link came up
+    [download] = [r for r in server.requests() if r["path"] == "/" + bundle.name]
+    # One TLS connection at a time (no PSRAM): the shadow link was down for the download.
+    ups = [result.ready_at + e["t"] / 1000 for e in result.named("shadow_up", boot=1)]
+    downs = [result.ready_at + e["t"] / 1000 for e in result.named("shadow_down", boot=1)]
+    down_before = max(t for t in downs if t <= download["start"])
+    assert not [t for t in ups if down_before <= t <= download["end"]], (download, ups, downs)
+
+
+def test_a_download_gives_way_to_music(mock, thing, server, release, tmp_path):
+    target, shadow, watcher = thing
+    slow = release["www"] / "slow.bundle"
+    slow.write_bytes((release["www"] / "good.bundle").read_bytes())
+    server.throttle(slow.name, slow.stat().st_size / 8)  # some 8 s to download
+
+    def push():
+        ota_push.push(target.thing, server.url_for(slow.name), slow, target.endpoint_url)
+
+    visit = [{"at": 2.5, "pir": 1}, {"at": 3.0, "pir": 0}]
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 5.0,
+                               on_event=when("shadow_up", push))
+
+    names = [e["ev"] for e in result.events]
+    assert "ota_postponed" in names and "play" in names
+    assert names.index("ota_postponed") < names.index("play")
+    assert result.boots == 1 and not result.named("ota_staged")
+    assert not (flash / "ota" / "staged").exists()  # nothing half-downloaded is kept
+    [download] = [r for r in server.requests() if r["path"] == "/slow.bundle"]
+    assert download["sent"] < slow.stat().st_size
+    assert distinct(watcher.statuses()) == ["downloading"]  # to be tried again when quiet
+
+
+def _forge(release, name, transform):
+    manifest_bytes, signature, contents = ota.split((release["www"] / "good.bundle").read_bytes())
+    path = release["www"] / name
+    path.write_bytes(transform(manifest_bytes, signature, contents))
+    return path
+
+
+def test_bad_updates_are_refused_with_reasons_and_the_old_version_keeps_playing(
+        mock, thing, server, release, tmp_path):
+    target, shadow, watcher = thing
+    good = release["www"] / "good.bundle"
+    other = release["www"] / "other-key.bundle"
+    build(other, release["new"], NEW, release["other_key"])
+    unsigned = _forge(release, "unsigned.bundle", lambda m, s, c: ota.encode(m, bytes(64), [c]))
+    corrupt = _forge(release, "corrupt.bundle",
+                     lambda m, s, c: ota.encode(m, s, [c[:-1] + bytes([c[-1] ^ 1])]))
+    truncated = _forge(release, "truncated.bundle", lambda m, s, c: ota.encode(m, s, [c]))
+    server.cut_after(truncated.name, truncated.stat().st_size // 2)
+    request = ota_push.desired_ota(server.url_for(good.name), good)
+    cases = [
+        ("other key", ota_push.desired_ota(server.url_for(other.name), other), "bad_signature"),
+        ("unsigned", ota_push.desired_ota(server.url_for(unsigned.name), unsigned),
+         "bad_signature"),
+        ("corrupt", ota_push.desired_ota(server.url_for(corrupt.name), corrupt), "hash_mismatch"),
+        ("wrong size", dict(request, size=request["size"] + 1), "size_mismatch"),
+        ("truncated", ota_push.desired_ota(server.url_for(truncated.name), truncated),
+         "truncated"),
+        ("not https", dict(request, url="http://127.0.0.1/good.bundle"),
+         "url: https://host/path of at most 512 characters"),
+    ]
+    pending = list(cases)
+
+    def push_next():
+        if pending:
+            shadow.update_desired({"ota": pending.pop(0)[1]})
+
+    def observe(event):
+        if event["ev"] in ("shadow_up", "ota_refused", "ota_retry") and event["boot"] == 1:
+            if event["ev"] != "shadow_up" or not observe.started:
+                observe.started = True
+                threading.Timer(0.2, push_next).start()
+
+    observe.started = False
+    visit = [{"at": 11.0, "pir": 1}, {"at": 11.5, "pir": 0}]  # after the last refusal
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 13.5,
+                               on_event=observe)
+
+    refusals = [r for r in watcher.reported if r and r["status"] == "refused"]
+    assert [r["reason"] for r in refusals] == [reason for _, _, reason in cases]
+    assert all(r["version"] == NEW and r["previous"] == OLD for r in refusals)
+    assert refusals[4]["retry"] == 1  # a network failure: tried again later
+    assert result.boots == 1 and [e["version"] for e in result.named("ready")] == [OLD]
+    assert matches(flash, release["old"]) == []
+    assert not (flash / "ota" / "staged").exists()
+    assert len(result.named("play")) == 1 and len(result.named("pause")) == 1
+    doc = shadow.get()
+    assert doc["state"]["reported"]["status"]["firmware"] == OLD
+    assert doc["state"]["reported"]["ota"]["status"] == "refused"
+
+
+def test_an_update_that_crashes_at_boot_is_rolled_back_reported_and_not_fetched_again(
+        mock, thing, server, release, tmp_path):
+    target, shadow, watcher = thing
+    broken = release["www"] / "broken.bundle"
+    build(broken, compiled(variant(release["root"], "0.3.0", crash=True)), "0.3.0",
+          release["key"])
+
+    def push():
+        ota_push.push(target.thing, server.url_for(broken.name), broken, target.endpoint_url)
+
+    visit = [{"at": 6.0, "pir": 1}, {"at": 6.5, "pir": 0}]
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 9.0,
+                               on_event=when("shadow_up", push))
+
+    trial_boots = [e for e in result.named("boot") if e["mode"] == "trial"]
+    assert len(trial_boots) == 3 and all(result.named("crash", boot=e["boot"])
+                                         for e in trial_boots)
+    assert [e["version"] for e in result.named("ready")] == [OLD, OLD]
+    doc = shadow.get()
+    assert doc["state"]["reported"]["ota"] == {
+        "version": "0.3.0", "status": "rolled_back", "reason": "not healthy after 3 boots",
+        "previous": OLD}
+    assert doc["state"]["reported"]["status"]["firmware"] == OLD
+    assert "ota" not in doc["state"].get("desired", {})
+    assert [r["path"] for r in server.requests()].count("/broken.bundle") == 1
+    assert matches(flash, release["old"]) == []
+    assert len(result.named("play", boot=result.boots)) == 1
+
+
+def test_safe_mode_runs_only_the_shadow_link_and_an_update_fixes_the_device(
+        mock, thing, server, release, tmp_path):
+    target, shadow, watcher = thing
+    good = release["www"] / "good.bundle"
+    seen = {}
+
+    def check_then_push():
+        seen["status"] = shadow.get()["state"]["reported"]["status"]
+        seen["calls"] = len(api_calls(mock))
+        ota_push.push(target.thing, server.url_for(good.name), good, target.endpoint_url)
+
+    # Ten crashes counted across resets: the next boot is a safe one.
+    crashed = json.dumps({"version": OLD, "crashes": 10}).encode()
+    visit = [{"at": 0.3, "pir": 1}, {"at": 0.8, "pir": 0},
+             {"at": 7.0, "pir": 1}, {"at": 7.5, "pir": 0}]
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 10.0,
+                               on_event=when("vacant", check_then_push),
+                               files={"ota/state.json": crashed})
+
+    [first, *_] = result.named("ready")
+    assert first["safe_mode"] is True and result.named("safe_mode")
+    assert seen["status"]["safe_mode"] is True and seen["status"]["state"] == "safe_mode"
+    assert seen["status"]["crashes"] == 10
+    assert seen["calls"] == 0 and not result.named("play", boot=1)  # no Spotify at all
+    assert result.named("motion", boot=1)  # motion is still seen and counted
+    assert [e["version"] for e in result.named("ready")] == [OLD, NEW]
+    assert result.named("ready")[-1]["safe_mode"] is False
+    assert len(result.named("play", boot=result.boots)) == 1
+    status = shadow.get()["state"]["reported"]["status"]
+    assert status["firmware"] == NEW and status["crashes"] == 0
+
+
+def test_the_pushed_request_matches_the_bundle(release, server):
+    good = release["www"] / "good.bundle"
+    data = good.read_bytes()
+    pub = release["root"] / "keys" / "ota_pub.bin"
+    request = ota_push.desired_ota(server.url_for(good.name), good, pub)
+    assert request == {"version": NEW, "url": server.url_for("good.bundle"),
+                       "sha256": digest(data), "size": len(data)}
+    other_pub = release["root"] / "other-keys" / "ota_pub.bin"
+    with pytest.raises(Exception, match="signature"):
+        ota_push.desired_ota(server.url_for(good.name), good, other_pub)

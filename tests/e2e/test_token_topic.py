@@ -1,0 +1,101 @@
+"""A new Spotify refresh token pushed to the device on its own MQTT topic
+(spotty/<thing>/token, not the shadow), through a real mosquitto with per-thing ACLs."""
+
+import json
+import ssl
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+from needs import needs_mosquitto
+
+from conftest import api_calls
+from host_tools import sim
+from host_tools import spotify_login as sl
+from host_tools.shadow_client import ShadowClient
+from host_tools.shadow_service import IotLocal
+
+pytestmark = needs_mosquitto
+CLOCK = "2026-11-23T12:00:00Z"
+NEW_TOKEN = "AQD-pushed.Token_42"
+
+
+@pytest.fixture(scope="module")
+def iot():
+    with IotLocal() as local:
+        yield local
+
+
+def publish(iot, directory, identity, topic, payloads):
+    """Publish as `identity` (a thing, or the host's shadow-service)."""
+    iot.broker.issue_client(identity).write(directory, identity)
+    (directory / "ca.pem").write_bytes(iot.ca.cert_pem)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="push-" + identity,
+                         protocol=mqtt.MQTTv311)
+    client.tls_set(ca_certs=str(directory / "ca.pem"),
+                   certfile=str(directory / (identity + ".pem")),
+                   keyfile=str(directory / (identity + ".key.pem")), cert_reqs=ssl.CERT_REQUIRED)
+    client.connect(iot.mqtt_host, iot.mqtt_port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_a_pushed_token_is_stored_reported_and_ends_the_reauth_state(mock, iot, tmp_path):
+    thing = "tok-1"
+    files = iot.issue_thing(thing, tmp_path / "keys")
+    target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, thing, files.ca_der.read_bytes(),
+                           files.cert_der.read_bytes(), files.key_der.read_bytes(),
+                           iot.endpoint_url)
+    clock = sim.parse_clock(CLOCK)
+    mock.revoke_refresh_token()  # the stored token no longer works: needs_reauth
+    topic = "spotty/%s/token" % thing
+
+    def push():
+        # Another thing may not write to this thing's topic: the broker drops it.
+        publish(iot, tmp_path, "intruder", topic,
+                [json.dumps({"refresh_token": "evil", "issued_at": clock + 90}).encode()])
+        mock.accept_refresh_token(NEW_TOKEN)
+        host = ShadowClient(thing, iot.endpoint_url)  # as `spotty spotify-login --thing` does
+        host.publish(topic, b"{not json")
+        sl.push_token(host.publish, thing, sl.SpotifyToken("older-one", clock - 60, "c", ""))
+        sl.push_token(host.publish, thing, sl.SpotifyToken(NEW_TOKEN, clock + 60, "c", ""))
+        sl.wait_for_device(host.get, thing, clock + 60, 10, poll_s=0.2)
+
+    started = []
+
+    def observe(event):
+        if event["ev"] == "shadow_up" and not started:
+            started.append(event)
+            threading.Thread(target=push, daemon=True).start()
+
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    scenario = sim.validate_scenario({
+        "clock": CLOCK, "until": 5.0,
+        "config": {"spotify_device": "Bathroom", "timeout_s": 1, "motion_gap_s": 0},
+        "events": [{"at": 3.0, "pir": 1}, {"at": 3.5, "pir": 0}]})
+    result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
+                     iot=target, on_event=observe)
+    assert result.returncode == 0, "\n".join(result.console[-30:])
+
+    assert [e["error"] for e in result.named("error")][:1] == ["needs_reauth"]
+    assert [e["reason"] for e in result.named("token_refused")] == [
+        "not JSON", "older than the stored token"]
+    [received] = result.named("token_received")
+    assert received["issued_at"] == clock + 60
+    assert json.loads((flash / "token.json").read_text()) == {
+        "refresh_token": NEW_TOKEN, "issued_at": clock + 60}
+    assert len(result.named("play")) == 1 and api_calls(mock, "PUT", "/v1/me/player/play")
+    status = ShadowClient(thing, iot.endpoint_url).get()["state"]["reported"]["status"]
+    assert status["token_issued_at"] == clock + 60
+    assert status.get("error") is None  # a null in the shadow deletes the key
+    assert "token_refused" not in status
+    shown = json.dumps(result.events) + "\n".join(result.console) + json.dumps(
+        ShadowClient(thing, iot.endpoint_url).get())
+    for secret in (NEW_TOKEN, "older-one", "evil"):
+        assert secret not in shown
