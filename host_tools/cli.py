@@ -331,9 +331,42 @@ def cmd_ota_keygen(args) -> int:
 def cmd_ota_build(args) -> int:
     from . import ota
 
-    info = ota.build(Path(args.source), args.version, Path(args.key), Path(args.out))
+    info = ota.build(Path(args.source), args.version, Path(args.key), Path(args.out),
+                     Path(args.ca) if args.ca else None)
     print("%s: version %s, %d files, %d bytes, sha256 %s" % (
         args.out, info["version"], len(info["files"]), info["size"], info["sha256"]))
+    return 0
+
+
+def cmd_ota_push(args) -> int:
+    from . import ota_push
+
+    request = ota_push.push(args.thing, args.url, Path(args.bundle), args.endpoint_url,
+                            Path(args.pub) if args.pub else None, args.region)
+    print("desired.ota of %s set: version %s, %d bytes, sha256 %s" % (
+        args.thing, request["version"], request["size"], request["sha256"]))
+    print("the device downloads it when idle; follow with `spotty ota status --thing %s`"
+          % args.thing)
+    return 0
+
+
+def cmd_ota_status(args) -> int:
+    from . import ota_push
+
+    state = ota_push.status(args.thing, args.endpoint_url, args.region)
+    reported = state["reported"] or {}
+    print("running firmware: %s" % (state["firmware"] or "unknown"))
+    print("requested:        %s" % (state["desired"] or {}).get("version", "nothing pending"))
+    print("last update:      %s %s%s" % (
+        reported.get("version", "-"), reported.get("status", ""),
+        " (%s)" % reported["reason"] if reported.get("reason") else ""))
+    return 0
+
+
+def cmd_ota_serve(args) -> int:
+    from .ota_server import serve
+
+    serve(Path(args.dir), args.host, args.port, Path(args.ca_dir), _announce)
     return 0
 
 
@@ -412,14 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_iot_local)
 
     p = sub.add_parser("config", help="the device's settings, through its shadow")
-    p.add_argument("action", choices=["get", "set", "unset", "watch"])
-    p.add_argument("values", nargs="*", help="KEY=VALUE for set, KEY for unset")
-    _shadow_arguments(p)
-    p.add_argument("--wait", action="store_true", help="set/unset: wait for the device")
-    p.add_argument("--timeout", type=float, default=60, help="seconds --wait waits")
-    p.add_argument("--json", action="store_true", help="get: the raw shadow document")
-    p.add_argument("--interval", type=float, default=2.0, help="watch: seconds between looks")
-    p.add_argument("--count", type=int, help="watch: stop after this many changes")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("get", help="desired | reported | pending, side by side")
+    q.add_argument("--json", action="store_true", help="the raw shadow document")
+    q = actions.add_parser("set", help="KEY=VALUE ... (checked before sending)")
+    q.add_argument("values", nargs="+", metavar="KEY=VALUE")
+    q = actions.add_parser("unset", help="KEY ...: back to the defaults")
+    q.add_argument("values", nargs="+", metavar="KEY")
+    for q in actions.choices.values():
+        _shadow_arguments(q)
+    for name in ("set", "unset"):
+        q = actions.choices[name]
+        q.add_argument("--wait", action="store_true", help="wait until the device reports it")
+        q.add_argument("--timeout", type=float, default=60, help="seconds --wait waits")
+    q = actions.add_parser("watch", help="print the settings at every change")
+    _shadow_arguments(q)
+    q.add_argument("--interval", type=float, default=2.0, help="seconds between looks")
+    q.add_argument("--count", type=int, help="stop after this many changes")
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("stats", help="how the device has been used (its reported stats)")
@@ -498,14 +540,32 @@ def _ota_commands(p) -> None:
     q.add_argument("--key", required=True, metavar="ota_key.pem")
     q.add_argument("--out", required=True, metavar="BUNDLE.spota")
     q.add_argument("--source", default=str(DEVICE_DIR), help="firmware tree (default: device/)")
+    q.add_argument("--ca", metavar="DIR", help="also replace the device's CA roots with DIR/*.der")
     q.set_defaults(func=cmd_ota_build)
 
     q = sub.add_parser("show", help="a bundle's manifest; with --pub, verify it as a device does")
     q.add_argument("bundle")
     q.add_argument("--pub", metavar="ota_pub.bin")
     q.set_defaults(func=cmd_ota_show)
-    # `ota push` and `ota serve` belong here: host_tools/ota_push.py and ota_server.py
-    # are being written separately; register them here once those modules exist.
+
+    q = sub.add_parser("push", help="ask a device to update (sets desired.ota in its shadow)")
+    _shadow_arguments(q)
+    q.add_argument("--url", required=True, help="https URL the device downloads the bundle from")
+    q.add_argument("--bundle", required=True, help="the same bundle, for its size and sha256")
+    q.add_argument("--pub", metavar="ota_pub.bin", help="check the signature before pushing")
+    q.set_defaults(func=cmd_ota_push)
+
+    q = sub.add_parser("status", help="what a device runs and how its last update went")
+    _shadow_arguments(q)
+    q.set_defaults(func=cmd_ota_status)
+
+    q = sub.add_parser("serve", help="serve bundles over HTTPS (a local test server)")
+    q.add_argument("dir", help="folder with the bundles")
+    q.add_argument("--host", default="0.0.0.0")
+    q.add_argument("--port", type=int, default=8443)
+    q.add_argument("--ca-dir", default=".sim/ota-server",
+                   help="its CA is kept here; put ca.der on the device to trust it")
+    q.set_defaults(func=cmd_ota_serve)
 
 
 def _shadow_arguments(p) -> None:

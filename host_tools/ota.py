@@ -7,11 +7,14 @@ so the host writes exactly what the device's streaming verifier reads. The files
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.utils import CryptographyDeprecationWarning
 
 from . import devicepath
 from .deploy import compile_firmware
@@ -137,12 +140,17 @@ def pack(files: list, version: str, private_key: ec.EllipticCurvePrivateKey) -> 
     return encode(manifest_bytes, sign(private_key, manifest_bytes), [d for _, d in files])
 
 
-def build(source_dir: Path, version: str, key_path: Path, out: Path) -> dict:
-    """Compile the firmware under source_dir, sign it, write the bundle to out.
+def build(source_dir: Path, version: str, key_path: Path, out: Path,
+          ca_dir: Path | None = None) -> dict:
+    """Compile the firmware under source_dir, sign it, write the bundle to out. With
+    ca_dir, its *.der roots replace the device's CA roots (ca/) when the bundle applies.
 
     Returns what the shadow's desired.ota needs besides the URL."""
     private_key = load_private_key(key_path)
-    data = pack(sorted(compile_firmware(source_dir).items()), version, private_key)
+    files = compile_firmware(source_dir)
+    if ca_dir is not None:
+        files.update(ca_roots(Path(ca_dir)))
+    data = pack(sorted(files.items()), version, private_key)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = out.with_name(out.name + ".tmp")
@@ -155,6 +163,26 @@ def build(source_dir: Path, version: str, key_path: Path, out: Path) -> dict:
         "size": len(data),
         "files": manifest["files"],
     }
+
+
+def ca_roots(ca_dir: Path) -> dict[str, bytes]:
+    """ca/NAME.der -> bytes for every root in ca_dir, each checked to be a DER CA certificate."""
+    roots = {}
+    for path in sorted(ca_dir.glob("*.der")):
+        data = path.read_bytes()
+        try:
+            with warnings.catch_warnings():  # Starfield's root has serial 0: legal in 2009
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                cert = x509.load_der_x509_certificate(data)
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (ValueError, x509.ExtensionNotFound) as e:
+            raise SpottyError("%s is not a DER CA certificate: %s" % (path, e)) from e
+        if not is_ca:
+            raise SpottyError("%s is not a CA certificate" % path)
+        roots["ca/" + path.name] = data
+    if not roots:
+        raise SpottyError("no *.der CA roots in %s" % ca_dir)
+    return roots
 
 
 def split(data: bytes) -> tuple[bytes, bytes, bytes]:
