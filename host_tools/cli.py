@@ -75,11 +75,12 @@ def _sim_spotify(args, scenario, iot) -> int:
             os.environ.get("SPOTIFY_CLIENT_SECRET"),
             os.environ.get("SPOTIFY_REFRESH_TOKEN", "refresh-0"),
         )
-        result = sim.run(scenario, target, on_event=show, iot=iot)
+        result = sim.run(scenario, target, on_event=show, iot=iot, install_firmware=args.install)
     else:
         with MockSpotify() as mock:
             target = sim.SpotifyTarget(mock.url, mock.ca.cert_der)
-            result = sim.run(scenario, target, on_event=show, iot=iot)
+            result = sim.run(scenario, target, on_event=show, iot=iot,
+                             install_firmware=args.install)
             if not args.json:
                 _print_calls(mock.requests())
     return _finish(result)
@@ -427,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iot", action="store_true",
                    help="with the shadow link, against a local AWS IoT stand-in (needs mosquitto)")
     p.add_argument("--thing", default="sim-bathroom", help="thing name with --iot")
+    p.add_argument("--install", action="store_true",
+                   help="compile the firmware into the simulated flash and run it from there, "
+                   "as on a board (.mpy; OTA swaps real files)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("demo", help="a short demo on the simulator")
