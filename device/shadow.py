@@ -9,6 +9,15 @@
 #
 # The same connection carries the device's own topics (e.g. the token push),
 # which are not part of the shadow.
+#
+# What AWS IoT meters is kept down: the link connects with a persistent session
+# (AWS keeps one for an hour by default), so a reconnect finds its subscriptions
+# and sends no SUBSCRIBE; all topics go in one SUBSCRIBE when one is needed. The
+# shadow's answers come at QoS 0: a message lost with a dropped link is fetched
+# again by the `get` after every connect, and QoS 1 would only add a PUBACK, a
+# metered message, per delivery. The device's own topics stay at QoS 1: the broker
+# keeps such messages for the session while the link is down (e.g. during a
+# Spotify call), and nothing else would bring them back.
 import asyncio
 import json
 import random
@@ -26,6 +35,7 @@ _RETRY_BASE_MS = const(1000)
 _RETRY_CAP_MS = const(300000)
 _FLUSH_POLL_MS = const(50)
 SECTIONS = ("config", "status", "stats", "ota")
+_ANSWERS = ("update/delta", "update/rejected", "get/accepted", "get/rejected")
 
 
 class ShadowLink:
@@ -44,6 +54,7 @@ class ShadowLink:
         self._on_up = on_up
         self._topics = topics
         self._on_message = on_message
+        self._subscribed = False  # in the broker's session, by this boot
         self._allowed = asyncio.Event()
         self._allowed.set()
         self._task = None
@@ -117,13 +128,17 @@ class ShadowLink:
 
     async def _session(self):
         client = self.client
-        await client.connect(clean=True)
-        for suffix in ("update/delta", "update/rejected", "get/accepted", "get/rejected"):
-            await client.subscribe(self._topic + suffix, 1)
-        for topic in self._topics:
-            await client.subscribe(topic, 1)
+        await client.connect(clean=False)
+        # The first connect of a boot subscribes even to a kept session: one left by an
+        # earlier firmware version may hold other topics or another QoS.
+        subscribe = not (client.session_present and self._subscribed)
+        if subscribe:
+            self._subscribed = False
+            await client.subscribe_all([(self._topic + suffix, 0) for suffix in _ANSWERS]
+                                       + [(topic, 1) for topic in self._topics])
+            self._subscribed = True
         self.up = True
-        log.event("shadow_up")
+        log.event("shadow_up", subscribed=subscribe)
         if self._on_up:
             self._on_up()
         await self._publish("get", {"clientToken": self._next_token()})
@@ -153,6 +168,8 @@ class ShadowLink:
                 self._on_message(topic, payload)
             return
         suffix = topic[len(self._topic):] if topic.startswith(self._topic) else topic
+        if suffix not in _ANSWERS:
+            return  # e.g. a topic a kept session holds from an earlier firmware version
         doc, problem = shadowdoc.parse(payload)
         if problem:
             log.event("error", error="shadow_message", detail=problem, topic=suffix)

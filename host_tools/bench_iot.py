@@ -21,7 +21,9 @@ DAYS_PER_MONTH = 30
 HEARTBEATS_PER_DAY = 4  # app.HEARTBEAT_S is 6 h
 # AWS IoT Core list prices, us-east-1 (aws.amazon.com/iot-core/pricing, checked 2026-11).
 PRICE_CONNECT_MINUTE = 0.08 / 1e6
-PRICE_MESSAGE = 1.00 / 1e6  # per message of up to 5 KB (CONNECT, SUBSCRIBE, PUBLISH)
+# Per message of up to 5 KB: CONNECT, SUBSCRIBE, PUBLISH both ways, and a PUBACK the
+# device sends (metered as a whole 5 KB message); PINGREQ, SUBACK, DISCONNECT are free.
+PRICE_MESSAGE = 1.00 / 1e6
 PRICE_SHADOW_OP = 1.25 / 1e6  # per shadow get/update of up to 1 KB
 
 
@@ -43,8 +45,26 @@ def _run(settings: dict, every_s: float):
     return result.named("play"), ends
 
 
-def _per_session(ends, key):
-    return statistics.median(b[key] - a[key] for a, b in zip(ends, ends[1:], strict=False))
+# The firmware's cumulative counters in session_end, and whether AWS meters each one.
+COUNTERS = {
+    "mqtt_sent": True,  # PUBLISH from the device (shadow get and update)
+    "mqtt_received": True,  # PUBLISH to the device
+    "mqtt_connects": True,
+    "mqtt_subscribes": True,  # SUBSCRIBE packets, however many topics each carries
+    "mqtt_pubacks": True,  # PUBACKs sent by the device
+    "mqtt_bytes_out": False,
+    "mqtt_bytes_in": False,
+}
+
+
+def per_session(ends: list[dict]) -> dict:
+    """Median per session of each counter, from consecutive session_end events."""
+    return {key: statistics.median(b[key] - a[key] for a, b in zip(ends, ends[1:], strict=False))
+            for key in COUNTERS}
+
+
+def metered_messages(traffic: dict) -> int:
+    return sum(traffic[key] for key, metered in COUNTERS.items() if metered)
 
 
 def main() -> None:
@@ -54,20 +74,19 @@ def main() -> None:
                             ("PSRAM (single_tls: false)", {"single_tls": False})):
         plays, ends = _run(settings, every_s=4.0)
         latencies = [p["latency_ms"] for p in plays[1:]]
-        sent, received = _per_session(ends, "mqtt_sent"), _per_session(ends, "mqtt_received")
-        connects = _per_session(ends, "mqtt_connects")
-        out = _per_session(ends, "mqtt_bytes_out")
-        into = _per_session(ends, "mqtt_bytes_in")
+        traffic = per_session(ends)
+        sent, out = traffic["mqtt_sent"], traffic["mqtt_bytes_out"]
+        metered = metered_messages(traffic)
         print("  %s" % label)
         print("    motion-to-play median %d ms, p95 %d ms (new Spotify TLS connection: %d)" % (
             statistics.median(latencies), max(latencies),
             statistics.median(p["connects"] for p in plays[1:])))
-        # Metered per AWS: CONNECT, SUBSCRIBE, PUBLISH both ways (each under 5 KB).
-        subscribes = 4 * connects
-        per_session = sent + received + connects + subscribes
-        print("    per session: %d publishes out (%d B), %d in (%d B), %d connects "
-              "-> %d metered messages" % (sent, out, received, into, connects, per_session))
-        monthly = DAYS_PER_MONTH * (VISITS_PER_DAY * per_session + 2 * HEARTBEATS_PER_DAY)
+        print("    per session: %d publishes out (%d B), %d in (%d B), %d connects, "
+              "%d subscribes, %d device PUBACKs -> %d metered messages" % (
+                  sent, out, traffic["mqtt_received"], traffic["mqtt_bytes_in"],
+                  traffic["mqtt_connects"], traffic["mqtt_subscribes"], traffic["mqtt_pubacks"],
+                  metered))
+        monthly = DAYS_PER_MONTH * (VISITS_PER_DAY * metered + 2 * HEARTBEATS_PER_DAY)
         # Every get and update the device publishes is a shadow operation, per started KB.
         shadow_ops_day = VISITS_PER_DAY * max(sent, math.ceil(out / 1024)) + HEARTBEATS_PER_DAY
         cost = (monthly * PRICE_MESSAGE + shadow_ops_day * DAYS_PER_MONTH * PRICE_SHADOW_OP

@@ -1,11 +1,11 @@
 # A small async HTTP/1.1 client over verified TLS: keep-alive, Content-Length
 # and chunked bodies, every read capped, every socket operation timed out.
 # A body too big for memory (a firmware bundle) can be streamed to a sink instead.
-import asyncio
 import json
-import socket
 
 from micropython import const
+
+from net.conn import Connection
 
 _LINE_MAX = const(1024)
 _HEADERS_MAX = const(32)
@@ -21,6 +21,7 @@ class HttpError(Exception):
 
 class Response:
     def __init__(self, status, headers, body):
+        """body: bytes or a bytearray."""
         self.status = status
         self.headers = headers
         self.body = body
@@ -42,34 +43,15 @@ def _split_url(url):
     return hostport, 443
 
 
-class Client:
+class Client(Connection):
     def __init__(self, base_url, ssl_context, timeout_ms=10000, max_body=16384):
-        self.host, self.port = _split_url(base_url)
-        self._host_header = self.host if self.port == 443 else "%s:%d" % (self.host, self.port)
-        self._ctx = ssl_context
-        self.timeout_ms = timeout_ms
+        host, port = _split_url(base_url)
+        super().__init__(host, port, ssl_context, timeout_ms, HttpError)
+        self._host_header = host if port == 443 else "%s:%d" % (host, port)
         self.max_body = max_body
-        self._address = None  # cached DNS answer
-        self._reader = None
-        self._writer = None
-        self._piece = None  # the streaming buffer, allocated on first use
+        self._piece = None  # the buffer a streamed body passes through
         self.connects = 0
         self.requests = 0
-
-    @property
-    def connected(self):
-        return self._writer is not None
-
-    def close(self):
-        writer = self._writer
-        self._reader = self._writer = None
-        if writer is not None:
-            try:
-                # The asyncio Stream's own close() does nothing: without this every
-                # connection's socket and TLS session would live on until collected.
-                writer.s.close()
-            except (AttributeError, OSError):
-                pass
 
     async def request(self, method, target, headers=None, body=None, sink=None, limit=None):
         """With sink, a 2xx answer's body is not kept: it goes to sink(memoryview) in
@@ -91,68 +73,44 @@ class Client:
                 self.close()  # e.g. the sink refused: the rest of the body is unread
                 raise
 
-    async def _exchange(self, method, target, headers, body, sink=None, limit=None):
+    async def _exchange(self, method, target, headers, body, sink, limit):
         if not self.connected:
-            await self._connect()
+            await self._open("connect")
+            self.connects += 1
         self.requests += 1
         await self._send(method, target, headers, body)
         status, response_headers = await self._read_head()
-        has_body = method != "HEAD" and status >= 200 and status not in (204, 304)
-        if sink is not None and 200 <= status < 300:
-            await self._stream_body(response_headers, sink, limit)
-            data = b""
-        else:
-            data = await self._read_body(response_headers) if has_body else b""
+        data = b""
+        if method != "HEAD" and status >= 200 and status not in (204, 304):
+            if sink is not None and 200 <= status < 300:
+                await self._read_body(response_headers, limit,
+                                      lambda size: self._pipe(size, sink, limit))
+            else:
+                parts = []
+                await self._read_body(response_headers, self.max_body,
+                                      lambda size: self._keep(size, parts))
+                # One part (a Content-Length body) is returned as read, a bytearray:
+                # a copy into bytes would need the body's size in heap a second time.
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
         if response_headers.get("connection", "").lower() == "close":
             self.close()
         return Response(status, response_headers, data)
-
-    async def _connect(self):
-        if self._address is None:
-            try:
-                info = socket.getaddrinfo(self.host, self.port, socket.AF_INET, socket.SOCK_STREAM)
-                self._address = info[0][-1]
-            except OSError as e:
-                raise HttpError("dns", str(e))
-        ip = _address_text(self._address)
-        try:
-            self._reader, self._writer = await asyncio.wait_for_ms(
-                asyncio.open_connection(ip, self.port, ssl=self._ctx, server_hostname=self.host),
-                self.timeout_ms,
-            )
-        except asyncio.TimeoutError:
-            self._address = None
-            raise HttpError("timeout", "connect")
-        except (OSError, ValueError) as e:
-            self._address = None
-            raise _io_error(e, "connect")
-        self.connects += 1
 
     async def _send(self, method, target, headers, body):
         lines = ["%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: SpottyPottySense\r\n" % (
             method, target, self._host_header)]
         for name, value in (headers or {}).items():
             lines.append("%s: %s\r\n" % (name, value))
+        if isinstance(body, str):
+            body = body.encode()
         if body is not None or method in ("PUT", "POST"):
             lines.append("Content-Length: %d\r\n" % (len(body) if body else 0))
         lines.append("\r\n")
-        try:
-            self._writer.write("".join(lines).encode())
-            if body:
-                self._writer.write(body)
-            await asyncio.wait_for_ms(self._writer.drain(), self.timeout_ms)
-        except asyncio.TimeoutError:
-            raise HttpError("timeout", "send")
-        except (OSError, ValueError) as e:  # the TLS handshake happens on the first write
-            raise _io_error(e, "stale")
+        data = "".join(lines).encode()
+        await self._write(data + body if body else data, "stale")  # one write: see _write
 
     async def _readline(self):
-        try:
-            line = await asyncio.wait_for_ms(self._reader.readline(), self.timeout_ms)
-        except asyncio.TimeoutError:
-            raise HttpError("timeout", "read")
-        except (OSError, ValueError) as e:
-            raise _io_error(e, "closed")
+        line = await self._io(self._reader.readline(), self.timeout_ms, "read")
         if len(line) > _LINE_MAX:
             raise HttpError("too_large", "line over %d bytes" % _LINE_MAX)
         return line
@@ -183,42 +141,9 @@ class Client:
                 raise HttpError("malformed", "header line")
             headers[name.strip().lower().decode()] = value.strip().decode()
 
-    async def _read_body(self, headers):
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return await self._read_chunked()
-        length = headers.get("content-length")
-        if length is None:
-            data = await self._read_until_close()
-            self.close()
-            return data
-        if not length.isdigit():
-            raise HttpError("malformed", "content-length")
-        size = int(length)
-        if size > self.max_body:
-            raise HttpError("too_large", "body of %d bytes" % size)
-        return await self._read_exactly(size)
-
-    async def _read_exactly(self, size):
-        buf = bytearray(size)
-        view = memoryview(buf)
-        got = 0
-        while got < size:
-            piece = await self._read(min(_CHUNK, size - got))
-            if not piece:
-                raise HttpError("closed", "body cut short")
-            view[got:got + len(piece)] = piece
-            got += len(piece)
-        return bytes(buf)
-
-    async def _read(self, size):
-        try:
-            return await asyncio.wait_for_ms(self._reader.read(size), self.timeout_ms)
-        except asyncio.TimeoutError:
-            raise HttpError("timeout", "read")
-        except (OSError, ValueError) as e:
-            raise _io_error(e, "closed")
-
-    async def _stream_body(self, headers, sink, limit):
+    async def _read_body(self, headers, limit, take):
+        """Frames the body; await take(size) consumes size bytes of it (None: up to the
+        end of the stream, within limit). A body over limit bytes (None: any) is refused."""
         if "chunked" in headers.get("transfer-encoding", "").lower():
             total = 0
             while True:
@@ -228,38 +153,48 @@ class Client:
                 total += size
                 if limit is not None and total > limit:
                     raise HttpError("too_large", "chunked body over %d bytes" % limit)
-                await self._pipe(size, sink)
+                await take(size)
                 if await self._readline() not in (b"\r\n", b"\n"):
                     raise HttpError("malformed", "chunk end")
-            await self._skip_trailers()
+            while await self._readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
             return
         length = headers.get("content-length")
         if length is None:
-            await self._pipe(None, sink, limit)
+            await take(None)
             self.close()
             return
         if not length.isdigit():
             raise HttpError("malformed", "content-length")
         if limit is not None and int(length) > limit:
             raise HttpError("too_large", "body of %s bytes, over %d" % (length, limit))
-        await self._pipe(int(length), sink)
+        await take(int(length))
+
+    async def _keep(self, size, parts):
+        """Reads size bytes (None: up to the end of the stream) into parts, in memory."""
+        if size is None:
+            await self._pipe(None, lambda piece: parts.append(bytes(piece)), self.max_body)
+            return
+        part = bytearray(size)
+        view = memoryview(part)
+        got = 0
+        while got < size:
+            got += await self._read_into(view[got:], False)
+        parts.append(part)
 
     async def _pipe(self, size, sink, limit=None):
-        """Pass size bytes (None: up to the end of the stream) to sink."""
+        """Pass size bytes (None: up to the end of the stream) to sink, through one
+        buffer allocated on first use."""
         if self._piece is None:
             self._piece = bytearray(_CHUNK)
         view = memoryview(self._piece)
         left = size
         total = 0
         while left is None or left > 0:
-            want = _CHUNK if left is None else min(_CHUNK, left)
-            got = await self._read_into(view[:want])
-            if got is None:
-                continue  # only part of a TLS record so far
+            got = await self._read_into(view[:_CHUNK if left is None else min(_CHUNK, left)],
+                                        left is None)
             if not got:
-                if left is None:
-                    return
-                raise HttpError("closed", "body cut short")
+                return  # the end of the stream, where it may end
             total += got
             if limit is not None and total > limit:
                 raise HttpError("too_large", "body over %d bytes" % limit)
@@ -267,13 +202,15 @@ class Client:
             if left is not None:
                 left -= got
 
-    async def _read_into(self, view):
-        try:
-            return await asyncio.wait_for_ms(self._reader.readinto(view), self.timeout_ms)
-        except asyncio.TimeoutError:
-            raise HttpError("timeout", "read")
-        except (OSError, ValueError) as e:
-            raise _io_error(e, "closed")
+    async def _read_into(self, view, may_end):
+        """Bytes read into view; 0 at the end of the stream if it may_end there."""
+        while True:
+            got = await self._io(self._reader.readinto(view), self.timeout_ms, "read")
+            if got is None:
+                continue  # only part of a TLS record so far
+            if not got and not may_end:
+                raise HttpError("closed", "body cut short")
+            return got
 
     async def _chunk_size(self):
         line = await self._readline()
@@ -281,52 +218,3 @@ class Client:
             return int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
             raise HttpError("malformed", "chunk size")
-
-    async def _skip_trailers(self):
-        while await self._readline() not in (b"\r\n", b"\n", b""):
-            pass
-
-    async def _read_chunked(self):
-        parts = []
-        total = 0
-        while True:
-            size = await self._chunk_size()
-            if size == 0:
-                break
-            total += size
-            if total > self.max_body:
-                raise HttpError("too_large", "chunked body")
-            parts.append(await self._read_exactly(size))
-            if await self._readline() not in (b"\r\n", b"\n"):
-                raise HttpError("malformed", "chunk end")
-        await self._skip_trailers()
-        return b"".join(parts)
-
-    async def _read_until_close(self):
-        parts = []
-        total = 0
-        while True:
-            piece = await self._read(_CHUNK)
-            if not piece:
-                return b"".join(parts)
-            total += len(piece)
-            if total > self.max_body:
-                raise HttpError("too_large", "body without length")
-            parts.append(piece)
-
-
-def _address_text(address):
-    # getaddrinfo gives ("1.2.3.4", port) on the unix port and a sockaddr
-    # object on bare-metal ports; inet_ntop turns the latter into text.
-    if isinstance(address, tuple):
-        return address[0]
-    return socket.inet_ntop(socket.AF_INET, address[4:8])
-
-
-def _io_error(error, kind):
-    """mbedTLS reports certificate problems as ValueError and its own failures as
-    OSError with a negative code; everything else is a plain socket failure."""
-    code = error.args[0] if error.args else None
-    if isinstance(error, ValueError) or (isinstance(code, int) and code < -0x1000):
-        return HttpError("tls", str(error))
-    return HttpError(kind, str(error))

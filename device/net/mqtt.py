@@ -1,20 +1,20 @@
 # A small async MQTT 3.1.1 client over mutual TLS: QoS 0 and 1, keepalive pings,
 # a cap on incoming message size, a timeout on every socket operation.
 # The link is read, and kept alive, only while a coroutine awaits receive(),
-# publish(qos=1) or subscribe(): call receive() well within the keepalive.
+# publish(qos=1) or subscribe*(): call receive() well within the keepalive.
 # Reconnecting is the caller's business: after any MqttError but "refused" from
-# subscribe(), `connected` is False and connect() may be called again.
+# subscribe*(), `connected` is False and connect() may be called again.
 import asyncio
-import socket
 from time import ticks_add, ticks_diff, ticks_ms
 
 from micropython import const
 
 from net import mqtt_wire as wire
+from net.conn import Connection
 
 _TOPIC_MAX = const(256)
 _SCRATCH = const(256)  # discards, and every packet body but PUBLISH, go through it
-_SMALL_BODY = const(4)  # CONNACK, PUBACK, PINGRESP and a one-topic SUBACK fit
+_SMALL_BODY = const(10)  # CONNACK, PUBACK, PINGRESP and a SUBACK for 8 topics fit
 _FOREVER_MS = const(3600000)
 
 
@@ -28,27 +28,23 @@ class MqttError(Exception):
         self.code = code
 
 
-class Client:
+class Client(Connection):
     def __init__(self, host, port, client_id, ssl_context, keepalive_s=60, max_message=4096,
                  timeout_ms=10000, inbox_max=4):
-        self.host = host
-        self.port = port
+        super().__init__(host, port, ssl_context, timeout_ms, MqttError)
         self.client_id = client_id
-        self._ctx = ssl_context
         self.keepalive_s = keepalive_s
         self.max_message = max_message  # payload bytes; larger messages are skipped
-        self.timeout_ms = timeout_ms
         self.inbox_max = inbox_max
         self.session_present = False
         self.connects = 0
+        self.subscribes = 0  # SUBSCRIBE packets sent
+        self.pubacks = 0  # PUBACKs sent: AWS IoT meters each as a message
         self.pings = 0
         self.skipped = 0  # messages over max_message, read and thrown away
         self.dropped = 0  # messages pushed out of a full inbox
-        self._address = None  # cached DNS answer
-        self._reader = None
-        self._writer = None
         self._inbox = []
-        self._pending = {}  # packet id -> None until acknowledged, then True or granted qos
+        self._pending = {}  # packet id -> None until acknowledged, then True or granted qos codes
         self._packet_id = 0
         self._scratch = bytearray(_SCRATCH)
         self._view = memoryview(self._scratch)
@@ -57,25 +53,16 @@ class Client:
         self._last_tx = self._last_rx = ticks_ms()
         self._ping_sent = None
 
-    @property
-    def connected(self):
-        return self._writer is not None
-
     def close(self):
-        writer = self._writer
-        self._reader = self._writer = None
         self._ping_sent = None
-        if writer is not None:
-            try:
-                writer.s.close()  # the asyncio Stream's own close() does nothing
-            except (AttributeError, OSError):
-                pass
+        super().close()
 
     async def connect(self, clean=True, will=None):
         """will: (topic, payload, qos, retain) or None."""
         self.close()
         packet = wire.connect(self.client_id, self.keepalive_s, clean, will)
-        await self._open()
+        await self._open("closed")
+        self._last_tx = self._last_rx = ticks_ms()
         try:
             await self._send(packet)
             await self._fill(self._view[:1], "CONNACK")
@@ -98,10 +85,24 @@ class Client:
 
     async def subscribe(self, topic, qos=1):
         """Returns the granted qos; a refused subscription raises "refused" (link stays up)."""
-        packet_id = self._new_packet_id()
-        granted = await self._exchange(packet_id, wire.subscribe(packet_id, topic, qos), "SUBACK")
-        if granted == wire.SUBACK_FAILURE:
-            raise MqttError("refused", "subscription to " + topic, granted)
+        return (await self.subscribe_all(((topic, qos),)))[0]
+
+    async def subscribe_all(self, topics):
+        """Subscribes to [(topic, qos), ...] in as few SUBSCRIBE packets as the broker
+        takes; returns the granted qos of each. A refusal raises "refused" (link stays up)."""
+        granted = []
+        for first in range(0, len(topics), wire.SUBSCRIBE_MAX_TOPICS):
+            batch = topics[first:first + wire.SUBSCRIBE_MAX_TOPICS]
+            packet_id = self._new_packet_id()
+            self.subscribes += 1
+            codes = await self._exchange(packet_id, wire.subscribe_all(packet_id, batch), "SUBACK")
+            if len(codes) != len(batch):
+                raise self._fail("protocol", "SUBACK for %d topics, not %d" % (
+                    len(codes), len(batch)))
+            for i, code in enumerate(codes):
+                if code == wire.SUBACK_FAILURE:
+                    raise MqttError("refused", "subscription to " + batch[i][0], code)
+            granted.extend(codes)
         return granted
 
     async def publish(self, topic, payload, qos=0, retain=False):
@@ -132,32 +133,6 @@ class Client:
 
     # -- the link
 
-    async def _open(self):
-        if self._address is None:
-            try:
-                info = socket.getaddrinfo(self.host, self.port, socket.AF_INET, socket.SOCK_STREAM)
-                self._address = info[0][-1]
-            except (OSError, IndexError) as e:
-                raise MqttError("dns", str(e))
-        try:
-            self._reader, self._writer = await asyncio.wait_for_ms(
-                asyncio.open_connection(_address_text(self._address), self.port, ssl=self._ctx,
-                                        server_hostname=self.host),
-                self.timeout_ms,
-            )
-        except asyncio.TimeoutError:
-            self._address = None
-            raise MqttError("timeout", "connect")
-        except (OSError, ValueError) as e:
-            self._address = None
-            raise MqttError(_error_kind(e), "connect: " + str(e))
-        self._last_tx = self._last_rx = ticks_ms()
-
-    def _fail(self, kind, detail, code=None):
-        """Closes the link and returns the error to raise."""
-        self.close()
-        return MqttError(kind, detail, code)
-
     def _require_link(self):
         if self._writer is None:
             raise MqttError("closed", "not connected")
@@ -168,36 +143,10 @@ class Client:
             raise MqttError("closed", "not connected")
         return reader
 
-    async def _io(self, awaitable, timeout_ms, what, idle=False):
-        """One stream operation with a timeout; idle: a timeout returns None."""
-        try:
-            return await asyncio.wait_for_ms(awaitable, timeout_ms)
-        except asyncio.TimeoutError:
-            if idle:
-                return None
-            raise self._fail("timeout", what)
-        except EOFError:
-            raise self._fail("closed", what)
-        except (OSError, ValueError) as e:  # the TLS handshake happens on the first write
-            raise self._fail(_error_kind(e), what + ": " + str(e))
-
     async def _send(self, packet, payload=None):
         self._require_link()
         async with self._write_lock:
-            writer = self._writer
-            if writer is None:
-                raise MqttError("closed", "not connected")
-            try:
-                # One write, one TLS record: a second small record would wait out the
-                # peer's delayed ACK (Nagle), some 40 ms a message.
-                writer.write(packet + payload if payload else packet)
-            except (OSError, ValueError) as e:
-                raise self._fail(_error_kind(e), "send: " + str(e))
-            try:
-                await self._io(writer.drain(), self.timeout_ms, "send")
-            except asyncio.CancelledError:
-                self.close()  # a packet sent in part leaves the stream out of step
-                raise
+            await self._write(packet + payload if payload else packet)
         self._last_tx = ticks_ms()
 
     async def _exchange(self, packet_id, packet, answer, payload=None):
@@ -308,7 +257,7 @@ class Client:
             if first == wire.PUBACK:
                 self._acknowledge(wire.parse_puback(body), True)
             elif first == wire.SUBACK:
-                packet_id, granted = wire.parse_suback(body)
+                packet_id, granted = wire.parse_suback_all(body)
                 self._acknowledge(packet_id, granted)
             elif first == wire.PINGRESP and not remaining:
                 self._ping_sent = None
@@ -378,6 +327,7 @@ class Client:
             await self._discard(size)
         if qos:  # also for a skipped message, or the broker would send it again
             await self._send(wire.puback(packet_id))
+            self.pubacks += 1
         if keep:
             self._deliver(topic, payload)
         else:
@@ -396,20 +346,3 @@ class Client:
 
 def _left_ms(deadline):
     return _FOREVER_MS if deadline is None else ticks_diff(deadline, ticks_ms())
-
-
-def _address_text(address):
-    # getaddrinfo gives ("1.2.3.4", port) on the unix port and a sockaddr
-    # object on bare-metal ports; inet_ntop turns the latter into text.
-    if isinstance(address, tuple):
-        return address[0]
-    return socket.inet_ntop(socket.AF_INET, address[4:8])
-
-
-def _error_kind(error):
-    """mbedTLS reports certificate problems as ValueError and its own failures as
-    OSError with a negative code; everything else is a plain socket failure."""
-    code = error.args[0] if error.args else None
-    if isinstance(error, ValueError) or (isinstance(code, int) and code < -0x1000):
-        return "tls"
-    return "closed"

@@ -14,6 +14,7 @@ PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
 
 SUBACK_FAILURE = const(0x80)
+SUBSCRIBE_MAX_TOPICS = const(8)  # AWS IoT takes at most 8 topics in one SUBSCRIBE
 MAX_REMAINING = const(268435455)  # four bytes of 7-bit groups
 _LEVEL_3_1_1 = const(4)
 
@@ -127,18 +128,37 @@ def connack_reason(code):
 
 
 def subscribe(packet_id, topic, qos):
-    if qos not in (0, 1):
-        raise ValueError("qos must be 0 or 1")
-    return _packet(SUBSCRIBE, u16(packet_id) + string(topic) + bytes((qos,)))
+    return subscribe_all(packet_id, ((topic, qos),))
+
+
+def subscribe_all(packet_id, topics):
+    """One SUBSCRIBE for [(topic, qos), ...]; the SUBACK answers in the same order."""
+    if not 0 < len(topics) <= SUBSCRIBE_MAX_TOPICS:
+        raise ValueError("1..%d topics in one SUBSCRIBE" % SUBSCRIBE_MAX_TOPICS)
+    fields = [u16(packet_id)]
+    for topic, qos in topics:
+        if qos not in (0, 1):
+            raise ValueError("qos must be 0 or 1")
+        fields.append(string(topic) + bytes((qos,)))
+    return _packet(SUBSCRIBE, b"".join(fields))
 
 
 def parse_suback(body):
     """(packet_id, granted qos or SUBACK_FAILURE) for a one-topic SUBACK."""
     if len(body) != 3:
         raise ValueError("malformed SUBACK")
-    granted = body[2]
-    if granted not in (0, 1, 2, SUBACK_FAILURE):
+    packet_id, granted = parse_suback_all(body)
+    return packet_id, granted[0]
+
+
+def parse_suback_all(body):
+    """(packet_id, bytes of the granted qos or SUBACK_FAILURE, one a topic)."""
+    if len(body) < 3:
         raise ValueError("malformed SUBACK")
+    granted = bytes(body[2:])
+    for code in granted:
+        if code not in (0, 1, 2, SUBACK_FAILURE):
+            raise ValueError("malformed SUBACK")
     return read_u16(body), granted
 
 

@@ -156,21 +156,15 @@ def _apply(journal, hook):
         phase = "backup"
     if phase == "backup":
         _enter(journal, "backup", hook)
-        for i, path in enumerate(journal["replaced"]):
-            _copy(path, PREVIOUS + "/" + path)
-            hook("apply:backup:%d" % i)
+        _each(journal, "replaced", lambda path: _copy(path, PREVIOUS + "/" + path), hook)
         phase = "install"
     if phase == "install":
         _enter(journal, "install", hook)
-        for i, path in enumerate(journal["files"]):
-            _move(STAGED + "/" + path, path)
-            hook("apply:install:%d" % i)
+        _each(journal, "files", lambda path: _move(STAGED + "/" + path, path), hook)
         phase = "retire"
     if phase == "retire":
         _enter(journal, "retire", hook)
-        for i, path in enumerate(journal["retired"]):
-            _move(path, PREVIOUS + "/" + path)
-            hook("apply:retire:%d" % i)
+        _each(journal, "retired", lambda path: _move(path, PREVIOUS + "/" + path), hook)
     _enter(journal, "commit", hook)
     store.save_json(INSTALLED, journal["files"])
     update_state(otastate.applied, journal["version"], journal["from"], journal["key"])
@@ -202,14 +196,11 @@ def _rollback(journal, hook):
     phase = journal["phase"]
     if phase == "restore":
         _enter(journal, "restore", hook)
-        for i, path in enumerate(journal["restored"]):
-            _move(PREVIOUS + "/" + path, path)
-            hook("rollback:restore:%d" % i)
+        _each(journal, "restored", lambda path: _move(PREVIOUS + "/" + path, path), hook)
         phase = "prune"
     if phase == "prune":
         _enter(journal, "prune", hook)
-        for path in journal["prune"]:
-            _remove(path)
+        _each(journal, "prune", _remove, hook)
     _enter(journal, "commit", hook)
     store.save_json(INSTALLED, journal["restored"])
     update_state(otastate.rolled_back, journal["failed"], journal["to"], journal["reason"])
@@ -255,6 +246,13 @@ def _enter(journal, phase, hook):
     journal["phase"] = phase
     store.save_json(JOURNAL, journal)
     hook(journal["op"] + ":" + phase)
+
+
+def _each(journal, key, step, hook):
+    """step(path) for every path in journal[key]; hook "op:phase:i" after each."""
+    for i, path in enumerate(journal[key]):
+        step(path)
+        hook("%s:%s:%d" % (journal["op"], journal["phase"], i))
 
 
 # -- files ------------------------------------------------------------------
@@ -347,6 +345,7 @@ def _is_file(path):
 
 
 def make_dirs(path):
+    """os.makedirs, which MicroPython lacks."""
     prefix = ""
     for part in path.split("/"):
         prefix += part
@@ -356,6 +355,7 @@ def make_dirs(path):
 
 
 def remove_tree(path):
+    """Remove a file or a directory with everything in it; absent is fine."""
     mode = _stat_mode(path)
     if mode is None:
         return

@@ -22,6 +22,7 @@ import struct
 from micropython import const
 
 from ota import p256
+from ota.boot import make_dirs, remove_tree  # there, as boot.py may import nothing new
 
 MAGIC = b"SPOTA\x00\x01\n"
 FORMAT = const(1)
@@ -357,34 +358,3 @@ def verify_staged(pubkey, staging_dir):
         if size != entry["size"] or hex_digest(hasher) != entry["sha256"]:
             raise OtaError("hash_mismatch", entry["path"])
     return manifest
-
-
-def make_dirs(path):
-    """os.makedirs, which MicroPython lacks."""
-    prefix = ""
-    for part in path.split("/"):
-        prefix += part
-        if part and not _is_dir(prefix):
-            os.mkdir(prefix)
-        prefix += "/"
-
-
-def remove_tree(path):
-    """Remove a file or a directory with everything in it; absent is fine."""
-    try:
-        mode = os.stat(path)[0]
-    except OSError:
-        return
-    if mode & 0x4000:  # S_IFDIR
-        for name in os.listdir(path):
-            remove_tree(path + "/" + name)
-        os.rmdir(path)
-    else:
-        os.remove(path)
-
-
-def _is_dir(path):
-    try:
-        return bool(os.stat(path)[0] & 0x4000)
-    except OSError:
-        return False

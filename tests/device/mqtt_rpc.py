@@ -32,6 +32,10 @@ async def subscribe(topic, qos=1):
     return await client.subscribe(topic, qos)
 
 
+async def subscribe_all(topics):
+    return await client.subscribe_all([tuple(t) for t in topics])
+
+
 async def publish(topic, payload="", qos=0, retain=False, size=None):
     await client.publish(topic, "x" * size if size else payload, qos, retain)
 
@@ -78,7 +82,8 @@ async def disconnect():
 
 def status():
     return {name: getattr(client, name)
-            for name in ("connected", "connects", "pings", "skipped", "dropped")}
+            for name in ("connected", "connects", "subscribes", "pubacks", "pings", "skipped",
+                         "dropped")}
 
 
 def close():
@@ -86,7 +91,7 @@ def close():
 
 
 OPS = {name: globals()[name] for name in (
-    "init", "connect", "subscribe", "publish", "receive", "receive_all",
+    "init", "connect", "subscribe", "subscribe_all", "publish", "receive", "receive_all",
     "publish_while_receiving", "disconnect", "status", "close")}
 
 

@@ -4,13 +4,10 @@ of at most 1 KB; a body cut short, one over the limit and a refusing sink are er
 
 import hashlib
 import json
-import socket
-import ssl
-import threading
 
 import pytest
+from https_server import TlsServer, send_answer
 
-from host_tools import pki
 from host_tools.runtime import run_micropython
 
 BODY = bytes(range(256)) * 300 + b"tail"  # 76804 bytes: not a multiple of anything
@@ -52,68 +49,33 @@ asyncio.run(main())
 """
 
 
-class _Server:
+class _Server(TlsServer):
     """A tiny HTTPS server with one way of answering per path."""
 
-    def __init__(self, tmp_path):
-        ca = pki.CertificateAuthority.create("stream test CA")
-        ca.issue_server().write(tmp_path, "server")
-        self.ca_der = ca.cert_der
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key.pem")
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
+    def handle(self, conn):
+        reader = conn.makefile("rb")
         while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
+            line = reader.readline()
+            if not line:
                 return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw):
-        try:
-            conn = self.context.wrap_socket(raw, server_side=True)
-            reader = conn.makefile("rb")
-            while True:
-                line = reader.readline()
-                if not line:
-                    return
-                path = line.split()[1].decode()
-                while reader.readline() not in (b"\r\n", b""):
-                    pass
-                if not self._answer(conn, path):
-                    return
-        except OSError:
-            pass
-        finally:
-            raw.close()
+            path = line.split()[1].decode()
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            if not self._answer(conn, path):
+                return
 
     def _answer(self, conn, path):
         """Send the answer for path; False when the connection must close."""
-        head = "HTTP/1.1 200 OK\r\n"
-        if path == "/length":
-            conn.sendall((head + "Content-Length: %d\r\n\r\n" % len(BODY)).encode() + BODY)
-        elif path == "/chunked":
-            conn.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
-            for start in range(0, len(BODY), 3000):
-                piece = BODY[start:start + 3000]
-                conn.sendall(b"%x;ext=1\r\n" % len(piece) + piece + b"\r\n")
-            conn.sendall(b"0\r\nX-Trailer: 1\r\n\r\n")
-        elif path == "/to-close":
-            conn.sendall((head + "\r\n").encode() + BODY)
+        if path in ("/length", "/chunked", "/to-close"):
+            send_answer(conn, path[1:], BODY)
+            return path != "/to-close"
+        if path == "/cut":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+                         + BODY[:5000])
             return False
-        elif path == "/cut":
-            conn.sendall((head + "Content-Length: %d\r\n\r\n" % len(BODY)).encode() + BODY[:5000])
-            return False
-        elif path == "/missing":
+        if path == "/missing":
             conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
         return True
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ THING = "dev1"
 OTHER = "dev2"
 DELTA = "$aws/things/%s/shadow/update/delta"
 UPDATE = "$aws/things/%s/shadow/update"
+TOKEN = "spotty/%s/token"
 
 
 class Device:
@@ -204,6 +205,49 @@ def test_round_trips_both_ways_with_qos_0_and_1_and_a_last_will(broker, device, 
 
     device.ok("close")  # gone without DISCONNECT: the broker publishes the will
     assert service.expect() == (will[0], b"offline", 1)
+
+
+def test_all_topics_go_in_one_subscribe_packet_each_at_its_own_qos(broker, device, peers):
+    log_start = len(broker.log_text())
+    connect_thing(device, broker)
+    topics = [[DELTA % THING, 0], [TOKEN % THING, 1]]
+    assert device.ok("subscribe_all", topics=topics) == [0, 1]
+    assert wait_for_log(broker, "Received SUBSCRIBE from %s" % THING, 1, log_start)
+    log = broker.log_text()[log_start:]
+    assert log.count("Received SUBSCRIBE from %s" % THING) == 1, log
+    assert "%s (QoS 0)" % (DELTA % THING) in log and "%s (QoS 1)" % (TOKEN % THING) in log
+
+    service = peers(broker)
+    service.publish(DELTA % THING, b"delta", qos=1)  # delivered at the subscription's qos 0
+    service.publish(TOKEN % THING, b"token", qos=1)
+    assert device.ok("receive_all", window_ms=300) == [[DELTA % THING, "delta"],
+                                                         [TOKEN % THING, "token"]]
+    state = device.ok("status")
+    assert state["subscribes"] == 1 and state["pubacks"] == 1, state  # PUBACK for qos 1 only
+
+    # More than AWS IoT takes in one packet (8) goes out in as few packets as it takes.
+    many = [["$aws/things/%s/t%d" % (THING, n), n % 2] for n in range(9)]
+    assert device.ok("subscribe_all", topics=many) == [n % 2 for n in range(9)]
+    assert device.ok("status")["subscribes"] == 3
+
+
+def test_a_kept_session_holds_subscriptions_and_qos1_messages_while_the_device_is_away(
+        own_broker, device, peers):
+    device.init(own_broker.port, own_broker.issue_client(THING), own_broker.ca.cert_der)
+    assert device.ok("connect", clean=False) is False  # a new session
+    device.ok("subscribe_all", topics=[[DELTA % THING, 0], [TOKEN % THING, 1]])
+    device.ok("disconnect")
+    service = peers(own_broker)
+    service.publish(DELTA % THING, b"missed", qos=1)  # qos 0 for the device: not kept
+    service.publish(TOKEN % THING, b"kept", qos=1)
+    assert device.ok("connect", clean=False) is True
+    assert device.ok("receive_all", window_ms=300) == [[TOKEN % THING, "kept"]]
+    service.publish(DELTA % THING, b"live", qos=1)  # no SUBSCRIBE since the first
+    assert device.ok("receive", timeout_ms=3000) == [DELTA % THING, "live"]
+    assert device.ok("status")["subscribes"] == 1
+
+    own_broker.restart()  # mosquitto keeps sessions in memory: a restart forgets them
+    assert device.ok("connect", clean=False) is False
 
 
 def test_one_task_publishes_while_another_receives(broker, device):

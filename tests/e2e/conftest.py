@@ -51,3 +51,11 @@ def api_calls(mock, method=None, path=None):
         and (method is None or r["method"] == method)
         and (path is None or r["path"] == path)
     ]
+
+
+def iot_target(iot, name, keys):
+    """Thing `name`, issued by the local AWS IoT stand-in, as the simulator's IotTarget."""
+    files = iot.issue_thing(name, keys)
+    return sim.IotTarget(iot.mqtt_host, iot.mqtt_port, name, files.ca_der.read_bytes(),
+                         files.cert_der.read_bytes(), files.key_der.read_bytes(),
+                         iot.endpoint_url)

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from needs import needs_mosquitto
 from otakit import OLD, ShadowWatcher, build, compiled, digest, matches, variant
 
-from conftest import api_calls
+from conftest import api_calls, iot_target
 from host_tools import ota, ota_push, sim
 from host_tools.ota_server import OtaServer
 from host_tools.shadow_client import ShadowClient
@@ -57,10 +57,7 @@ _names = iter(range(1, 1000))
 @pytest.fixture
 def thing(iot, tmp_path):
     name = "ota-%d" % next(_names)
-    files = iot.issue_thing(name, tmp_path / "keys")
-    target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, name, files.ca_der.read_bytes(),
-                           files.cert_der.read_bytes(), files.key_der.read_bytes(),
-                           iot.endpoint_url)
+    target = iot_target(iot, name, tmp_path / "keys")
     watcher = ShadowWatcher(iot, name, tmp_path)
     yield target, ShadowClient(name, iot.endpoint_url), watcher
     watcher.close()

@@ -5,13 +5,13 @@ import itertools
 import json
 import ssl
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
 from needs import needs_mosquitto
 
-from conftest import api_calls
-from host_tools import sim
+from conftest import api_calls, iot_target
 from host_tools.shadow_client import ShadowClient
 from host_tools.shadow_service import IotLocal
 
@@ -29,10 +29,7 @@ def iot():
 @pytest.fixture
 def thing(iot, tmp_path):
     name = "bath-%d" % next(_names)
-    files = iot.issue_thing(name, tmp_path / "keys")
-    target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, name, files.ca_der.read_bytes(),
-                           files.cert_der.read_bytes(), files.key_der.read_bytes(),
-                           iot.endpoint_url)
+    target = iot_target(iot, name, tmp_path / "keys")
     return target, ShadowClient(name, iot.endpoint_url)
 
 
@@ -155,6 +152,45 @@ def test_spotify_is_called_only_while_the_link_is_down(mock, run_sim, thing):
     for call in calls:
         t = call["t"] - result.ready_at
         assert not any(up <= t <= down for up, down in intervals), (t, intervals)
+
+
+def test_reconnects_find_their_kept_session_and_cost_no_subscribe_and_no_puback(
+        mock, run_sim, thing):
+    """Single TLS: the link reconnects after every Spotify call. The broker keeps the
+    session, so only the first connect of a boot subscribes (all topics in one
+    packet), and the shadow's answers at QoS 0 need no PUBACK from the device."""
+    target, shadow = thing
+    for boot in (1, 2):  # the second boot finds the first one's session: it subscribes anyway
+        result = run_with_iot(run_sim, target, VISIT, 4.5)
+        ups = result.named("shadow_up")
+        assert len(ups) >= 3, ups
+        assert [up["subscribed"] for up in ups] == [True] + [False] * (len(ups) - 1), boot
+        [end] = result.named("session_end")
+        assert end["mqtt_connects"] >= 2 and end["mqtt_received"] >= 2, end
+        assert end["mqtt_subscribes"] == 1 and end["mqtt_pubacks"] == 0, end
+        assert reported(shadow)["stats"]["sessions"] == boot
+
+
+def test_a_broker_restart_loses_the_session_and_the_link_subscribes_again(
+        mock, run_sim, thing, iot):
+    target, shadow = thing
+
+    def change_later():
+        time.sleep(1.0)  # after the get that follows the connect: only a delta brings it
+        shadow.set_desired({"volume": 40})
+
+    def observe(event):
+        if event["ev"] == "shadow_up":
+            observe.ups += 1
+            action = {1: iot.broker.restart, 2: change_later}.get(observe.ups)
+            if action:
+                threading.Thread(target=action, daemon=True).start()
+
+    observe.ups = 0
+    result = run_with_iot(run_sim, target, [], 6.0, on_event=observe)
+    assert [up["subscribed"] for up in result.named("shadow_up")][:2] == [True, True]
+    assert [e["changed"] for e in result.named("config_applied")] == [{"volume": 40}]
+    assert reported(shadow)["config"]["volume"] == 40
 
 
 def test_with_psram_the_link_stays_up_during_calls(mock, run_sim, thing):

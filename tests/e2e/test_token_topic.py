@@ -9,7 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from needs import needs_mosquitto
 
-from conftest import api_calls
+from conftest import api_calls, iot_target
 from host_tools import sim
 from host_tools import spotify_login as sl
 from host_tools.shadow_client import ShadowClient
@@ -45,12 +45,22 @@ def publish(iot, directory, identity, topic, payloads):
         client.disconnect()
 
 
+def run_visit(mock, target, flash, at, until, on_event):
+    """The firmware on a new flash, with the shadow link, and one visit at `at` s."""
+    flash.mkdir()
+    scenario = sim.validate_scenario({
+        "clock": CLOCK, "until": until,
+        "config": {"spotify_device": "Bathroom", "timeout_s": 1, "motion_gap_s": 0},
+        "events": [{"at": at, "pir": 1}, {"at": at + 0.5, "pir": 0}]})
+    result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
+                     iot=target, on_event=on_event)
+    assert result.returncode == 0, "\n".join(result.console[-30:])
+    return result
+
+
 def test_a_pushed_token_is_stored_reported_and_ends_the_reauth_state(mock, iot, tmp_path):
     thing = "tok-1"
-    files = iot.issue_thing(thing, tmp_path / "keys")
-    target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, thing, files.ca_der.read_bytes(),
-                           files.cert_der.read_bytes(), files.key_der.read_bytes(),
-                           iot.endpoint_url)
+    target = iot_target(iot, thing, tmp_path / "keys")
     clock = sim.parse_clock(CLOCK)
     mock.revoke_refresh_token()  # the stored token no longer works: needs_reauth
     topic = "spotty/%s/token" % thing
@@ -74,14 +84,7 @@ def test_a_pushed_token_is_stored_reported_and_ends_the_reauth_state(mock, iot, 
             threading.Thread(target=push, daemon=True).start()
 
     flash = tmp_path / "flash"
-    flash.mkdir()
-    scenario = sim.validate_scenario({
-        "clock": CLOCK, "until": 5.0,
-        "config": {"spotify_device": "Bathroom", "timeout_s": 1, "motion_gap_s": 0},
-        "events": [{"at": 3.0, "pir": 1}, {"at": 3.5, "pir": 0}]})
-    result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
-                     iot=target, on_event=observe)
-    assert result.returncode == 0, "\n".join(result.console[-30:])
+    result = run_visit(mock, target, flash, 3.0, 5.0, observe)
 
     assert [e["error"] for e in result.named("error")][:1] == ["needs_reauth"]
     assert [e["reason"] for e in result.named("token_refused")] == [
@@ -99,3 +102,31 @@ def test_a_pushed_token_is_stored_reported_and_ends_the_reauth_state(mock, iot, 
         ShadowClient(thing, iot.endpoint_url).get())
     for secret in (NEW_TOKEN, "older-one", "evil"):
         assert secret not in shown
+
+
+def test_a_token_pushed_while_the_link_gives_way_to_a_spotify_call_arrives_after_it(
+        mock, iot, tmp_path):
+    """Single TLS: the link is down during the play call. The broker keeps the QoS 1
+    token for the device's persistent session and hands it over on the reconnect."""
+    thing = "tok-2"
+    target = iot_target(iot, thing, tmp_path / "keys")
+    clock = sim.parse_clock(CLOCK)
+    mock.inject({"match": "PUT /v1/me/player/play", "kind": "slow", "delay": 1.5})
+    host = ShadowClient(thing, iot.endpoint_url)
+    seen = {"up": False, "pushed_at": None}
+
+    def observe(event):
+        if event["ev"] == "shadow_up":
+            seen["up"] = True
+        elif event["ev"] == "shadow_down" and seen["up"] and seen["pushed_at"] is None:
+            seen["pushed_at"] = event["t"]
+            sl.push_token(host.publish, thing, sl.SpotifyToken(NEW_TOKEN, clock + 60, "c", ""))
+
+    flash = tmp_path / "flash"
+    result = run_visit(mock, target, flash, 1.0, 6.0, observe)
+
+    [play] = result.named("play")
+    [received] = result.named("token_received")
+    assert seen["pushed_at"] is not None and seen["pushed_at"] < play["t"] < received["t"]
+    assert json.loads((flash / "token.json").read_text()) == {
+        "refresh_token": NEW_TOKEN, "issued_at": clock + 60}

@@ -100,6 +100,24 @@ def test_subscribe_and_suback():
     assert rejects(wire.parse_suback, b"\x00\x0a\x01\x01")
 
 
+def test_one_subscribe_carries_several_topics_each_with_its_qos():
+    packet = wire.subscribe_all(10, (("a/b", 0), ("c", 1)))
+    assert packet == b"\x82\x0c\x00\x0a" + b"\x00\x03a/b\x00" + b"\x00\x01c\x01"
+    assert wire.subscribe_all(10, [("a/b", 1)]) == wire.subscribe(10, "a/b", 1)
+    eight = [("t%d" % n, 0) for n in range(wire.SUBSCRIBE_MAX_TOPICS)]
+    assert wire.decode_length(wire.subscribe_all(1, eight), 1)[0] == 2 + 8 * 5
+    assert rejects(wire.subscribe_all, 1, eight + [("t8", 0)])  # AWS IoT takes 8 at most
+    assert rejects(wire.subscribe_all, 1, [])
+    assert rejects(wire.subscribe_all, 1, [("a", 0), ("b", 2)])
+
+
+def test_suback_for_several_topics_lists_each_grant_in_order():
+    assert wire.parse_suback_all(b"\x00\x0a\x00\x01\x80") == (10, b"\x00\x01\x80")
+    assert wire.parse_suback_all(memoryview(b"\x01\x00\x01")) == (256, b"\x01")
+    assert rejects(wire.parse_suback_all, b"\x00\x0a")
+    assert rejects(wire.parse_suback_all, b"\x00\x0a\x00\x03")
+
+
 def test_publish_head_qos0():
     assert wire.publish_head("a/b", 5) == b"\x30\x0a\x00\x03a/b"
 

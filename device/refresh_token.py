@@ -1,0 +1,47 @@
+# The Spotify refresh token on flash (token.json): rotated by Spotify, pushed by
+# the host on the device's own topic, about six months to live. Never logged.
+from micropython import const
+
+import log
+import store
+from core import tokenpush
+
+_FILE = "token.json"
+_LIFE_DAYS = const(182)  # Spotify refresh tokens live about six months
+
+
+class RefreshToken:
+    def __init__(self):
+        self.issued_at = None  # of the stored token, once loaded
+        self.refused = None  # why the last pushed token was not taken
+
+    def load(self):
+        """The stored {"refresh_token", "issued_at"}, or (None, problem)."""
+        record, problem = store.load_json(_FILE, None)
+        if record is not None:
+            self.issued_at = record.get("issued_at")
+        return record, problem
+
+    def rotated(self, refresh_token, utc):
+        self.issued_at = utc
+        store.save_json(_FILE, {"refresh_token": refresh_token, "issued_at": utc})
+        log.event("token_rotated")
+
+    def pushed(self, payload, utc):
+        """The token in a push, stored; None if refused (the reason is in .refused).
+        utc: None while the clock is not set."""
+        record, reason = tokenpush.check(payload, self.issued_at, utc)
+        if reason:
+            self.refused = reason
+            log.event("token_refused", reason=reason)
+            return None
+        store.save_json(_FILE, record)
+        self.issued_at = record["issued_at"]
+        self.refused = None
+        log.event("token_received", issued_at=self.issued_at)
+        return record["refresh_token"]
+
+    def days_left(self, utc):
+        if self.issued_at is None:
+            return None
+        return _LIFE_DAYS - (utc - self.issued_at) // 86400
