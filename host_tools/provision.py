@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from .board import Transport, read_json, sha256_hex
 from .errors import SpottyError
+from .pki import Issued
 from .private_files import write_private
 from .runtime import REPO
 
@@ -186,38 +187,21 @@ def ensure_policy(iot, name: str, document: dict) -> str:
 
 
 @dataclass
-class DeviceCertificate:
-    certificate_id: str
-    certificate_arn: str
-    cert: x509.Certificate
-    key: Any  # a cryptography private key
+class DeviceCertificate(Issued):
+    """The thing's certificate and key (encodings from pki.Issued) and its AWS identity."""
 
-    @property
-    def cert_der(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.DER)
-
-    @property
-    def key_der(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    certificate_id: str = ""
+    certificate_arn: str = ""
 
 
 def save_host_copy(directory: Path, device: DeviceCertificate) -> None:
     """cert.pem/.der, key.pem/.der (0600) and certificate.json under certs/devices/NAME/."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
-    key_pem = device.key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     # The key first: a certificate without its key would be useless.
-    write_private(directory / "key.pem", key_pem)
+    write_private(directory / "key.pem", device.key_pem)
     write_private(directory / "key.der", device.key_der)
-    write_private(directory / "cert.pem", device.cert.public_bytes(serialization.Encoding.PEM))
+    write_private(directory / "cert.pem", device.cert_pem)
     write_private(directory / "cert.der", device.cert_der)
     meta = {"certificateId": device.certificate_id, "certificateArn": device.certificate_arn}
     write_private(directory / "certificate.json", json.dumps(meta, indent=2).encode())
@@ -231,7 +215,7 @@ def load_host_copy(directory: Path) -> DeviceCertificate | None:
         key = serialization.load_pem_private_key(paths[0].read_bytes(), password=None)
         cert = x509.load_pem_x509_certificate(paths[1].read_bytes())
         meta = json.loads(paths[2].read_text())
-        device = DeviceCertificate(meta["certificateId"], meta["certificateArn"], cert, key)
+        device = DeviceCertificate(cert, key, meta["certificateId"], meta["certificateArn"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SpottyError("cannot read the certificate kept in %s: %s" % (directory, e)) from e
     if _public_der(key.public_key()) != _public_der(cert.public_key()):
@@ -291,7 +275,7 @@ def ensure_certificate(
         created["keyPair"]["PrivateKey"].encode(), password=None
     )
     cert = x509.load_pem_x509_certificate(created["certificatePem"].encode())
-    device = DeviceCertificate(created["certificateId"], created["certificateArn"], cert, key)
+    device = DeviceCertificate(cert, key, created["certificateId"], created["certificateArn"])
     save_host_copy(directory, device)
     return device, True
 
