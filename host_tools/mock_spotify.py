@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .errors import SpottyError
 from .pki import CertificateAuthority
+from .serving import serve_in_thread
 
 SCOPES = "user-read-playback-state user-modify-playback-state"
 FAULT_KINDS = ("status", "slow", "drop", "garbage", "oversized", "bad_json", "truncated")
@@ -321,12 +322,7 @@ class MockSpotify:
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
-        self.port = self._server.server_address[1]
-        shown = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        self.url = "https://%s:%d" % (shown, self.port)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
-                                        name="mock-spotify", daemon=True)
-        self._thread.start()
+        self.port, self.url, self._thread = serve_in_thread(self._server, self.host, "mock-spotify")
 
     def stop(self) -> None:
         self._stopping.set()  # wakes "slow" faults

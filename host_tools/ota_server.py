@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from . import pki
+from .serving import serve_in_thread
 
 _CHUNK = 16384
 _HANDSHAKE_TIMEOUT_S = 10
@@ -68,12 +69,7 @@ class OtaServer:
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
-        self.port = self._server.server_address[1]
-        shown = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        self.url = "https://%s:%d" % (shown, self.port)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
-                                        name="ota-server", daemon=True)
-        self._thread.start()
+        self.port, self.url, self._thread = serve_in_thread(self._server, self.host, "ota-server")
         return self
 
     def stop(self) -> None:
