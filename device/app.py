@@ -14,8 +14,8 @@ import sys
 
 from micropython import const
 
-import certs
 import log
+import rare
 import store
 from cloud import Cloud
 from core import config as config_schema
@@ -26,8 +26,7 @@ from core.ticks import ticks_diff
 from health import Health
 from net import https, tls
 from net.spotify import FATAL, Spotify, SpotifyError
-from ota import boot as ota_boot
-from ota.updater import Updater
+from ota import state as ota_state
 from pir import Pir
 from player import Player
 from refresh_token import RefreshToken
@@ -48,8 +47,8 @@ class App:
         self.board = board
         # First of all, so motion during boot is kept.
         self.pir = Pir(board, settings.get("glitch_ms"))
-        ota_state = ota_boot.load_state()
-        self.health = Health(board, boot, ota_state, VERSION)
+        saved_ota = ota_state.load()
+        self.health = Health(board, boot, saved_ota, VERSION)
         self.session = sess.Session()
         self.clock_ok = False
         self.error = None  # last error state, for status and the LED
@@ -62,11 +61,12 @@ class App:
         self.zone = tz.parse(self.config["tz"])
         saved_stats, _ = store.load_json("stats.json", None)
         self.stats = Stats(saved_stats)
-        self.cloud = cloud = Cloud(self, VERSION, settings.get("single_tls", True))
+        self.cloud = Cloud(self, VERSION, settings.get("single_tls", True))
         self.boot_utc = None
         self.last_heartbeat = None
         self.ctx = None
-        self.updater = Updater(VERSION, ota_state, cloud.ota_changed, cloud.flush)
+        self.updater = None  # ota.updater, loaded while an update is under way
+        self.ota_report = saved_ota.get("report")  # reported.ota while there is none
         self.cert_expiry = (None, None)
 
     # -- configuration ------------------------------------------------------
@@ -103,7 +103,7 @@ class App:
         self.boot_utc = self.last_heartbeat = self.board.utc()
         roots = tls.load_ca_dir("ca")
         self.ctx = ctx = tls.context(roots)
-        self.cert_expiry = certs.earliest_expiry(certs.files())
+        self.cert_expiry = _cert_expiry()
         if self.health.safe:
             log.event("safe_mode", crashes=self.health.crashes)
             self.cloud.start(secrets, roots)
@@ -234,11 +234,12 @@ class App:
                 await cloud.take_tls()
                 await self._run_job(job)
                 cloud.give_tls()
-            elif self.updater.staged_key and self._idle():
+            elif self.updater and self.updater.staged_key and self._idle():
                 log.event("ota_reboot")
                 self.board.reset()  # at an idle moment; ota.boot swaps the files in
-            elif self.updater.due(now) and self._idle():
+            elif self.updater and self.updater.due(now) and self._idle():
                 await self.updater.run(self.ctx, cloud.take_tls, cloud.give_tls, self._busy, now)
+                self._drop_idle_updater()
             elif self.spotify and self._should_refresh():
                 await cloud.take_tls()
                 await self._spotify_call(self.spotify.refresh)
@@ -246,6 +247,29 @@ class App:
             elif self.board.utc() - self.last_heartbeat >= HEARTBEAT_S:
                 self.last_heartbeat = self.board.utc()
                 cloud.report("status")
+
+    # -- updates ------------------------------------------------------------
+
+    def answer_ota(self, desired):
+        """desired.ota from the shadow -> the shadow update that answers it, or None."""
+        if self.updater is None:
+            from ota.updater import Updater
+
+            self.updater = Updater(VERSION, ota_state.load(), self.cloud.ota_changed,
+                                   self.cloud.flush)
+        answer = self.updater.answer(desired)
+        self._drop_idle_updater()
+        return answer
+
+    def ota_section(self):
+        return self.updater.section() if self.updater else self.ota_report
+
+    def _drop_idle_updater(self):
+        if self.updater and self.updater.idle():
+            self.ota_report = self.updater.section()
+            self.updater = None
+            rare.drop("ota.updater", "ota.bundle", "ota.p256", "core.otastate",
+                      "core.otadesired")
 
     def _should_refresh(self):
         return (
@@ -306,6 +330,16 @@ class App:
         await asyncio.gather(self.control(), self.worker())
 
 
+def _cert_expiry():
+    """(notAfter, path) of the certificate that expires first; its reader is dropped."""
+    import certs
+
+    try:
+        return certs.earliest_expiry(certs.files())
+    finally:
+        rare.drop("certs", "core.x509")
+
+
 def main(board, settings, boot=None):
     """board: a board.* Board; boot: what ota.boot.run said (None if it failed)."""
     board.start_watchdog()
@@ -317,7 +351,7 @@ def main(board, settings, boot=None):
             crashes += 1
             log.event("crash", error=repr(e), crashes=crashes)
             sys.print_exception(e)
-            ota_boot.crashed()  # across resets too: repeated crashes mean safe mode
+            ota_state.crashed()  # across resets too: repeated crashes mean safe mode
             if crashes >= MAX_CRASHES:
                 board.reset()
             asyncio.new_event_loop()

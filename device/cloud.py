@@ -7,7 +7,7 @@ import asyncio
 from micropython import const
 
 import log
-from core import shadowdoc, tokenpush
+from core import shadowdoc
 from net import tls
 from net.spotify import FATAL
 
@@ -42,8 +42,8 @@ class Cloud:
                         tls.context(roots, cert, key), keepalive_s=_MQTT_KEEPALIVE_S,
                         max_message=8192)
         self.link = ShadowLink(client, thing, self._answer_desired, self._section,
-                               answer_ota=app.updater.answer, on_up=app.health.healthy,
-                               topics=(tokenpush.topic(thing),), on_message=self._token_pushed)
+                               answer_ota=app.answer_ota, on_up=app.health.healthy,
+                               topics=(token_topic(thing),), on_message=self._token_pushed)
         if self.single_tls and app.spotify:
             app.spotify.api.close()  # the warm-up's connection: the link takes the slot
         asyncio.create_task(self.link.run())
@@ -81,7 +81,7 @@ class Cloud:
         if name == "stats":
             return app.stats.as_dict()
         if name == "ota":
-            return app.updater.section()
+            return app.ota_section()
         return self.status()
 
     def status(self):
@@ -140,3 +140,8 @@ class Cloud:
             if self.app.spotify:
                 self.app.spotify.api.close()
             self.link.resume()
+
+
+def token_topic(thing):
+    """The device's own topic for a pushed refresh token (core.tokenpush)."""
+    return "spotty/" + thing + "/token"

@@ -11,9 +11,9 @@
 from micropython import const
 
 import log
-from core import otastate
+import rare
 from core.ticks import ticks_diff
-from ota import boot as ota_boot
+from ota.state import update
 
 _TRIAL_MS = const(600000)  # a new version not healthy by then has failed this boot
 _CALM_MS = const(600000)  # up this long without a crash: earlier crashes are forgiven
@@ -27,14 +27,14 @@ class Health:
         self.version = version
         self.started_ms = board.ticks_ms()
         mode = (boot or {}).get("mode")
-        self.safe = mode == otastate.SAFE
-        self.on_trial = mode == otastate.TRIAL
+        self.safe = mode == "safe"  # core.otastate's modes: it is not kept loaded
+        self.on_trial = mode == "trial"
         self.crashes = ota_state.get("crashes") or 0
 
     def healthy(self):
         if self.on_trial:
             self.on_trial = False
-            ota_boot.update_state(otastate.healthy)
+            _record("healthy")
             log.event("healthy", version=self.version)
 
     def tick(self, now):
@@ -47,8 +47,13 @@ class Health:
             self.board.reset()  # counts as a boot without health
         if self.crashes and up_ms >= _CALM_MS and not self.safe:
             self.crashes = 0
-            ota_boot.update_state(otastate.calm)
+            _record("calm")
         if self.safe and up_ms >= _SAFE_RETRY_MS:
-            ota_boot.update_state(otastate.calm)
+            _record("calm")
             log.event("safe_mode_retry")
             self.board.reset()
+
+
+def _record(change):
+    update(change)
+    rare.drop("core.otastate", "core.otadesired")

@@ -2,8 +2,10 @@
 # board and no update replaces it, so it must stay small and never change its
 # contract: ota.boot.run(board) first (finish or undo a swap, apply a staged
 # update, roll back a failed one), then app.main(board, settings, boot).
+# ota.boot is dropped once it has run: its code would take heap for good.
 import sys
 
+import rare
 import store
 
 if sys.platform == "esp32":
@@ -20,6 +22,8 @@ try:
     boot = ota_boot.run(board)
 except Exception as e:  # a faulty boot step must not keep the app from starting
     sys.print_exception(e)
+ota_boot = None
+rare.drop("ota.boot", "core.otastate", "core.otadesired")
 try:
     import app
 
@@ -27,7 +31,9 @@ try:
 except Exception as e:  # e.g. a module of a new version that does not import
     sys.print_exception(e)
     try:
-        ota_boot.crashed()
+        from ota import state
+
+        state.crashed()
     except Exception:
         pass
     board.reset()

@@ -1,7 +1,7 @@
 # Start and stop playback on the configured speaker: the Spotify calls of a
 # session, with the decisions delegated to core.playback.
 from core import session
-from core.playback import context_uri, find_device, pause_verdict, start_plan
+from core.playback import pause_verdict, start_plan
 from net.spotify import DEVICE_ASLEEP, NO_DEVICE, REJECTED, SpotifyError
 
 
@@ -16,8 +16,8 @@ class Player:
 
     async def resolve(self, now, wanted):
         """Look the speaker up by name or id; None when Spotify does not list it."""
-        device = find_device(await self.spotify.devices(now), wanted)
-        self.device_id = device.get("id") if device else None
+        device = await self.spotify.find_device(now, wanted)
+        self.device_id = device["id"] if device else None
         return device
 
     async def start(self, now, config):
@@ -28,7 +28,7 @@ class Player:
         plan = start_plan(state, self.device_id, wanted, config["if_busy"])
         if plan == "busy":
             return session.BUSY
-        self.started_context = context_uri(state)
+        self.started_context = state and state.get("context.uri")
         if plan == "adopt":
             return session.ADOPTED
         if plan == "transfer":
@@ -61,7 +61,7 @@ class Player:
         if verdict:
             return verdict
         try:
-            await self.spotify.pause(now, state["device"].get("id"))
+            await self.spotify.pause(now, state.get("device.id"))
         except SpotifyError as e:
             if e.kind == REJECTED:  # paused by someone in between
                 return "not_playing"

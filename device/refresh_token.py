@@ -3,8 +3,8 @@
 from micropython import const
 
 import log
+import rare
 import store
-from core import tokenpush
 
 _FILE = "token.json"
 _LIFE_DAYS = const(182)  # Spotify refresh tokens live about six months
@@ -30,7 +30,11 @@ class RefreshToken:
     def pushed(self, payload, utc):
         """The token in a push, stored; None if refused (the reason is in .refused).
         utc: None while the clock is not set."""
+        from core import tokenpush  # a rare message: its checks are not kept loaded
+
         record, reason = tokenpush.check(payload, self.issued_at, utc)
+        del tokenpush
+        rare.drop("core.tokenpush")
         if reason:
             self.refused = reason
             log.event("token_refused", reason=reason)

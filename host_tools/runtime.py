@@ -13,7 +13,14 @@ DEVICE_DIR = REPO / "device"
 
 
 def micropython_path() -> str:
-    """The `micropython` beside this Python (PyPI wheel) or else on PATH."""
+    """$SPOTTY_MICROPYTHON, else the `micropython` beside this Python (PyPI wheel), else on
+    PATH. The variable lets any run use another build, such as a 32-bit one for ESP32 heap
+    figures (../shared/tools/micropython-esp32like)."""
+    chosen = os.environ.get("SPOTTY_MICROPYTHON")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise SpottyError("SPOTTY_MICROPYTHON=%s is not an executable file" % chosen)
+        return chosen
     beside = Path(sys.executable).with_name("micropython")
     if beside.exists():
         return str(beside)

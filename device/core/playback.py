@@ -1,30 +1,30 @@
-# Decisions on Spotify player state (the JSON of GET /v1/me/player), kept pure.
+# Decisions on Spotify's player state, kept pure. A state is the few fields the
+# device reads from GET /v1/me/player while it streams in (net.spotify): a dict
+# with "is_playing", "device.id", "device.name" and "context.uri" when present,
+# or None when nothing plays anywhere. A device is a dict of "id", "name" and
+# "is_restricted", as listed by GET /v1/me/player/devices.
 
 
-def device_matches(device, wanted):
+def device_matches(device_id, name, wanted):
     """`wanted` is the configured speaker: its id, or its name (case-insensitive)."""
-    if not wanted or not device:
+    if not wanted:
         return False
-    return device.get("id") == wanted or (device.get("name") or "").lower() == wanted.lower()
+    return device_id == wanted or (name or "").lower() == wanted.lower()
 
 
-def find_device(devices, wanted):
-    for device in devices:
-        if device_matches(device, wanted):
-            return device
-    return None
-
-
-def context_uri(player):
-    context = player.get("context") if player else None
-    return context.get("uri") if context else None
+def addressable(device, wanted):
+    """The listed device is the configured speaker and can take commands: Spotify
+    lists devices without an id, or restricted ones, that no API call can reach."""
+    return (bool(device.get("id")) and not device.get("is_restricted")
+            and device_matches(device["id"], device.get("name"), wanted))
 
 
 def _on_our_device(player, device_id, wanted):
-    device = player.get("device") or {}
     if not device_id and not wanted:
         return True  # no speaker configured: whichever device the user plays on
-    return (device_id and device.get("id") == device_id) or device_matches(device, wanted)
+    playing_on = player.get("device.id")
+    return bool(device_id and playing_on == device_id) or device_matches(
+        playing_on, player.get("device.name"), wanted)
 
 
 def start_plan(player, device_id, wanted, if_busy):
@@ -42,6 +42,6 @@ def pause_verdict(player, device_id, wanted, started_context):
         return "not_playing"
     if not _on_our_device(player, device_id, wanted):
         return "moved_elsewhere"
-    if started_context and context_uri(player) != started_context:
+    if started_context and player.get("context.uri") != started_context:
         return "context_changed"
     return None

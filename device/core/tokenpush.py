@@ -1,5 +1,6 @@
 # A Spotify refresh token pushed by the host on the device's own MQTT topic
-# (spotty/<thing>/token, never the shadow): {"refresh_token": str, "issued_at": int}.
+# (spotty/<thing>/token, see cloud.token_topic; never the shadow):
+# {"refresh_token": str, "issued_at": int}.
 # Refusal reasons never quote the payload: it may hold the secret.
 import json
 
@@ -8,10 +9,6 @@ from micropython import const
 TOKEN_MAX = const(512)
 EARLIEST = const(1577836800)  # 2020-01-01: an issued_at before it is a mistake
 FUTURE_SLACK_S = const(86400)  # the host's clock may be ahead of ours, not by days
-
-
-def topic(thing):
-    return "spotty/" + thing + "/token"
 
 
 def check(payload, current_issued_at, now_utc):

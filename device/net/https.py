@@ -8,8 +8,10 @@ from micropython import const
 from net.conn import Connection
 
 _LINE_MAX = const(1024)
-_HEADERS_MAX = const(32)
+_HEADERS_MAX = const(64)
 _CHUNK = const(1024)
+# The headers the clients read; the rest (a dozen from Spotify) are not kept.
+_KEPT_HEADERS = (b"content-length", b"transfer-encoding", b"connection", b"retry-after")
 
 
 class HttpError(Exception):
@@ -44,7 +46,7 @@ def _split_url(url):
 
 
 class Client(Connection):
-    def __init__(self, base_url, ssl_context, timeout_ms=10000, max_body=16384):
+    def __init__(self, base_url, ssl_context, timeout_ms=10000, max_body=4096):
         host, port = _split_url(base_url)
         super().__init__(host, port, ssl_context, timeout_ms, HttpError)
         self._host_header = host if port == 443 else "%s:%d" % (host, port)
@@ -128,18 +130,19 @@ class Client(Connection):
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
             raise HttpError("malformed", "status line")
         headers = {}
-        while True:
+        for _ in range(_HEADERS_MAX):
             line = await self._readline()
             if line in (b"\r\n", b"\n"):
                 return int(parts[1]), headers
             if not line:
                 raise HttpError("closed", "in headers")
-            if len(headers) >= _HEADERS_MAX:
-                raise HttpError("too_large", "too many headers")
             name, sep, value = line.partition(b":")
-            if not sep or not name.strip():
+            name = name.strip().lower()
+            if not sep or not name:
                 raise HttpError("malformed", "header line")
-            headers[name.strip().lower().decode()] = value.strip().decode()
+            if name in _KEPT_HEADERS:
+                headers[name.decode()] = value.strip().decode()
+        raise HttpError("too_large", "too many headers")
 
     async def _read_body(self, headers, limit, take):
         """Frames the body; await take(size) consumes size bytes of it (None: up to the

@@ -5,6 +5,8 @@ from binascii import b2a_base64
 
 from micropython import const
 
+from core.jsonscan import Scanner
+from core.playback import addressable
 from core.ticks import ticks_add, ticks_diff
 from net.https import HttpError
 
@@ -21,6 +23,12 @@ FATAL = (PREMIUM, REAUTH)  # retrying cannot help: the owner must act
 _DEFAULT_RETRY_AFTER_S = const(5)
 _MAX_RETRY_AFTER_S = const(3600)
 _EXPIRY_SAFETY_MS = const(30000)
+_STREAMED_MAX = const(65536)  # a streamed body costs no memory, only time
+
+# What the device reads of GET /me/player (core.playback) and of each listed device.
+PLAYER_FIELDS = ("is_playing", "device.id", "device.name", "context.uri")
+_DEVICES = "devices.[]"
+_DEVICE_FIELDS = ("devices.[].id", "devices.[].name", "devices.[].is_restricted")
 
 
 class SpotifyError(Exception):
@@ -130,7 +138,8 @@ class Spotify:
         self._access_token = token
         self._expires_at = ticks_add(now_ms, max(0, lifetime_ms - _EXPIRY_SAFETY_MS))
 
-    async def _call(self, method, target, now_ms, payload=None):
+    async def _call(self, method, target, now_ms, payload=None, scanner=None):
+        """scanner: a 2xx answer's body streams through it instead of being kept."""
         if self.token_valid_for_ms(now_ms) <= 0:
             await self.refresh(now_ms)
         body = json.dumps(payload).encode() if payload is not None else None
@@ -140,9 +149,12 @@ class Spotify:
                 headers["Content-Type"] = "application/json"
             try:
                 self.calls += 1
-                response = await self.api.request(method, target, headers, body)
+                response = await self.api.request(
+                    method, target, headers, body, scanner and scanner.feed, _STREAMED_MAX)
             except HttpError as e:
                 raise SpotifyError(SERVER, e.kind)
+            except ValueError as e:  # the scanner's: not JSON
+                raise SpotifyError(SERVER, "malformed answer: " + str(e))
             if response.status == 401 and attempt == 1:
                 await self.refresh(now_ms)  # expired or revoked early: refresh once, retry once
                 continue
@@ -154,17 +166,22 @@ class Spotify:
         return "?device_id=" + _quote(device_id) if device_id else ""
 
     async def player(self, now_ms):
-        response = await self._call("GET", "/v1/me/player?market=from_token", now_ms)
-        if response.status == 204 or not response.body:
-            return None
-        return self._json(response)
+        """The PLAYER_FIELDS of the playback state, or None when nothing plays anywhere."""
+        scanner = Scanner(PLAYER_FIELDS)
+        response = await self._call("GET", "/v1/me/player?market=from_token", now_ms,
+                                    scanner=scanner)
+        return self._scanned(response, scanner)
 
-    async def devices(self, now_ms):
-        response = await self._call("GET", "/v1/me/player/devices", now_ms)
-        devices = self._json(response).get("devices")
-        if not isinstance(devices, list):
-            raise SpotifyError(SERVER, "devices: malformed answer")
-        return devices
+    async def find_device(self, now_ms, wanted):
+        """The configured speaker ({"id", "name", ...}) if Spotify lists it and it can be
+        addressed, else None."""
+        matches = []
+        scanner = Scanner(_DEVICE_FIELDS, _DEVICES,
+                          lambda device: addressable(device, wanted) and matches.append(device))
+        response = await self._call("GET", "/v1/me/player/devices", now_ms, scanner=scanner)
+        if self._scanned(response, scanner) is None:
+            raise SpotifyError(SERVER, "devices: no answer")
+        return matches[0] if matches else None
 
     async def play(self, now_ms, device_id, context_uri=None):
         payload = {"context_uri": context_uri} if context_uri else None
@@ -184,11 +201,11 @@ class Spotify:
         await self._call("PUT", "/v1/me/player/volume" + query, now_ms)
 
     @staticmethod
-    def _json(response):
+    def _scanned(response, scanner):
+        """What the scanner found, or None for an answer without a body."""
+        if response.status == 204 or not scanner.size:
+            return None
         try:
-            data = response.json()
-        except HttpError:
-            raise SpotifyError(SERVER, "malformed answer")
-        if not isinstance(data, dict):
-            raise SpotifyError(SERVER, "malformed answer")
-        return data
+            return scanner.close()
+        except ValueError as e:
+            raise SpotifyError(SERVER, "malformed answer: " + str(e))

@@ -25,13 +25,11 @@ import os
 import log
 import store
 from core import otastate
+from ota.state import PUBKEY, STAGED, load, save, update
 
-STATE = "ota/state.json"
 JOURNAL = "ota/journal.json"
-STAGED = "ota/staged"
 PREVIOUS = "ota/previous"
 INSTALLED = "ota/installed.json"
-PUBKEY = "ota/pub.bin"
 DEPLOYED = "deploy-manifest.json"  # what a deploy over USB copied (host_tools/deploy.py)
 NEVER_SWAPPED = ("main.py", "boot.py")
 MAX_TRIES = 3  # resumptions of one journal; an apply that keeps failing is rolled back
@@ -41,7 +39,7 @@ _COPY_CHUNK = 1024
 def run(board):
     """Boot: returns {"mode": normal|trial|safe, "version": ...}, or resets the board."""
     hook = getattr(board, "checkpoint", None) or _no_hook
-    state = load_state()
+    state = load()
     journal, problem = store.load_json(JOURNAL, None)
     if journal is not None or problem not in (None, "missing"):
         _resume(journal, state, hook)
@@ -49,7 +47,7 @@ def run(board):
     if _exists(STAGED + "/manifest.json"):
         if _apply_staged(state, hook):
             board.reset()
-        state = load_state()
+        state = load()
     elif _exists(STAGED):
         remove_tree(STAGED)  # a download cut short: no manifest.json, never applied
     mode, changed = otastate.on_boot(state)
@@ -58,36 +56,10 @@ def run(board):
             board.reset()
         mode = otastate.TRIAL
     if changed is not None:
-        store.save_json(STATE, changed)
-        state = changed
+        state = save(changed)
     log.event("boot", mode=mode, version=state.get("version"), boots=state.get("boots"),
               crashes=state.get("crashes"))
     return {"mode": mode, "version": state.get("version")}
-
-
-def load_state():
-    state, _ = store.load_json(STATE, {})
-    return state if isinstance(state, dict) else {}
-
-
-def update_state(change, *args):
-    """Apply a core.otastate function to state.json; written only when it changes."""
-    new = change(load_state(), *args)
-    if new is not None:
-        store.save_json(STATE, new)
-    return new
-
-
-def save_state(state):
-    store.save_json(STATE, state)
-    return state
-
-
-def crashed():
-    try:
-        update_state(otastate.crashed)
-    except OSError:
-        pass  # a failing flash must not turn one crash into another
 
 
 # -- apply ------------------------------------------------------------------
@@ -108,7 +80,7 @@ def _apply_staged(state, hook):
         reason = getattr(e, "reason", "no_public_key")
         log.event("ota_refused", reason=reason, detail=getattr(e, "detail", ""))
         remove_tree(STAGED)
-        update_state(otastate.refused_at_boot, reason)
+        update("refused_at_boot", reason)
         return False
     pending = state.get("pending") or {}
     hook("apply:verified")
@@ -167,7 +139,7 @@ def _apply(journal, hook):
         _each(journal, "retired", lambda path: _move(path, PREVIOUS + "/" + path), hook)
     _enter(journal, "commit", hook)
     store.save_json(INSTALLED, journal["files"])
-    update_state(otastate.applied, journal["version"], journal["from"], journal["key"])
+    update("applied", journal["version"], journal["from"], journal["key"])
     remove_tree(STAGED)
     _remove(JOURNAL)
     log.event("ota_applied", version=journal["version"])
@@ -203,7 +175,7 @@ def _rollback(journal, hook):
         _each(journal, "prune", _remove, hook)
     _enter(journal, "commit", hook)
     store.save_json(INSTALLED, journal["restored"])
-    update_state(otastate.rolled_back, journal["failed"], journal["to"], journal["reason"])
+    update("rolled_back", journal["failed"], journal["to"], journal["reason"])
     remove_tree(PREVIOUS)
     remove_tree(STAGED)
     _remove(JOURNAL)

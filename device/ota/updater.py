@@ -14,7 +14,7 @@ from core import backoff, otastate
 from core import otadesired as od
 from core.ticks import ticks_add, ticks_diff
 from net import https
-from ota import boot
+from ota import state as ota_state
 
 MAX_ATTEMPTS = const(3)  # downloads of one request that failed for a network reason
 RETRY_BASE_MS = const(30000)
@@ -65,6 +65,10 @@ class Updater:
     def section(self):
         return self.report
 
+    def idle(self):
+        """Nothing to download or to apply: the app may drop the updater."""
+        return self.job is None and self.staged_key is None
+
     # -- the worker ---------------------------------------------------------
 
     def due(self, now_ms):
@@ -85,7 +89,7 @@ class Updater:
             await self._set(od.report(version, "verifying", previous=self.running))
             reason = _verify(version)
         if reason is None:
-            self.state = boot.save_state(
+            self.state = ota_state.save(
                 otastate.staged(self.state, self.running, version, key))
             self._done_with(key)
             self.staged_key = key
@@ -111,13 +115,13 @@ class Updater:
         from ota import bundle  # the verifier's memory is needed only now
 
         try:
-            with open(boot.PUBKEY, "rb") as f:
+            with open(ota_state.PUBKEY, "rb") as f:
                 pubkey = f.read()
         except OSError:
             return "no_public_key"
         base, target = _split(request["url"])
         client = https.Client(base, ctx, timeout_ms=TIMEOUT_MS)
-        stager = bundle.Stager(pubkey, boot.STAGED, request["size"], request["sha256"])
+        stager = bundle.Stager(pubkey, ota_state.STAGED, request["size"], request["sha256"])
 
         def sink(piece):
             if busy():
@@ -159,7 +163,7 @@ class Updater:
     def _refused(self, version, reason, key):
         log.event("ota_refused", version=version, reason=reason)
         refused = otastate.refused(self.state, version, reason, key, self.running)
-        self.state = boot.save_state(refused)
+        self.state = ota_state.save(refused)
         self.report = self.state["report"]
         self._changed(True)
 
@@ -169,8 +173,8 @@ def _verify(version):
     from ota import bundle
 
     try:
-        with open(boot.PUBKEY, "rb") as f:
-            manifest = bundle.verify_staged(f.read(), boot.STAGED)
+        with open(ota_state.PUBKEY, "rb") as f:
+            manifest = bundle.verify_staged(f.read(), ota_state.STAGED)
         bad = otastate.refused_path([e["path"] for e in manifest["files"]])
         if bad:
             raise bundle.OtaError("bad_path", bad)
@@ -178,7 +182,9 @@ def _verify(version):
             raise bundle.OtaError("version_mismatch", manifest["version"])
         return None
     except (OSError, bundle.OtaError) as e:
-        boot.remove_tree(boot.STAGED)
+        from ota.boot import remove_tree
+
+        remove_tree(ota_state.STAGED)
         return getattr(e, "reason", "io")
 
 

@@ -11,10 +11,6 @@ def _payload(**fields):
     return json.dumps(message).encode()
 
 
-def test_topic():
-    assert tp.topic("bath-1") == "spotty/bath-1/token"
-
-
 def test_a_good_token_is_accepted():
     record, reason = tp.check(_payload(), NOW - 3600, NOW)
     assert reason is None

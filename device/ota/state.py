@@ -1,0 +1,37 @@
+# ota/state.json, the life of the running firmware version (core.otastate), and
+# the paths every part of the update machinery shares. Small on purpose: the app
+# keeps it loaded, while ota.boot, ota.updater and the verifier load only when
+# they have work.
+import store
+
+STATE = "ota/state.json"
+STAGED = "ota/staged"
+PUBKEY = "ota/pub.bin"
+
+
+def load():
+    state, _ = store.load_json(STATE, {})
+    return state if isinstance(state, dict) else {}
+
+
+def save(state):
+    store.save_json(STATE, state)
+    return state
+
+
+def update(change, *args):
+    """Apply core.otastate's function `change` (by name) to state.json; written only
+    when it changes. A rare event: the caller may drop core.otastate afterwards."""
+    from core import otastate
+
+    new = getattr(otastate, change)(load(), *args)
+    if new is not None:
+        save(new)
+    return new
+
+
+def crashed():
+    try:
+        update("crashed")
+    except OSError:
+        pass  # a failing flash must not turn one crash into another
