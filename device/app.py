@@ -18,7 +18,6 @@ import log
 import rare
 import store
 from cloud import Cloud
-from core import config as config_schema
 from core import session as sess
 from core import tz
 from core.stats import Stats
@@ -72,10 +71,14 @@ class App:
     # -- configuration ------------------------------------------------------
 
     def _load_config(self):
+        from core import config as schema  # not kept loaded: see cloud.answer_desired
+
         stored, problem = store.load_json("config.json", {})
         if problem and problem != "missing":
             log.event("error", error="config_" + problem.split(":")[0])
-        config, refused = config_schema.from_stored(stored)
+        config, refused = schema.from_stored(stored)
+        del schema
+        rare.drop("core.config")
         if refused:
             log.event("config_refused", refused=refused)
         return config

@@ -185,8 +185,7 @@ class ShadowLink:
         ota = None
         if suffix == "get/accepted":
             # The whole document: act only when desired and reported differ.
-            state = doc.get("state")
-            pending = isinstance(state, dict) and state.get("delta") is not None
+            pending = doc.get("state.delta") is not None
             desired = shadowdoc.wanted(doc, "get") if pending else None
             ota = shadowdoc.wanted(doc, "get", "ota") if pending else None
         elif version is not None and self._version is not None and version <= self._version:

@@ -3,15 +3,17 @@
 # is some 4 KB of track, album and images, of which the device needs three values).
 #
 # A field is named by its path: keys joined by dots, "[]" for any element of an
-# array ("devices.[].name"). Subtrees that hold no wanted field are skipped without
-# looking at their keys. Strings are skipped with find(), so a long body costs a
-# few Python steps per structural character, not per byte.
+# array ("devices.[].name"); a wanted object or array is kept whole. Subtrees
+# that hold no wanted field are skipped without looking at their keys. Strings
+# are skipped with find(), so a long body costs a few Python steps per
+# structural character, not per byte.
 import json
 
 from micropython import const
 
 _KEY_MAX = const(64)  # longer keys are never wanted: skipped, not kept
-_VALUE_MAX = const(256)  # a wanted value longer than this is refused
+_VALUE_MAX = const(256)  # a wanted scalar longer than this is refused
+_SUBTREE_MAX = const(4096)  # and so is a wanted object or array longer than this
 
 # what comes next
 _VALUE = const(0)
@@ -30,10 +32,9 @@ _LITERAL_END = b" \t\r\n,}]"
 
 class Scanner:
     def __init__(self, fields, item=None, on_item=None):
-        """fields: paths to keep in .found (the value of a path that is not a scalar is
-        not kept). item: a path ending in "[]"; when one of its elements (an object)
-        ends, on_item(record) gets the fields found inside it, keyed by their path
-        below it, and .found forgets them."""
+        """fields: paths to keep in .found. item: a path ending in "[]"; when one of
+        its elements (an object) ends, on_item(record) gets the fields found inside
+        it, keyed by their path below it, and .found forgets them."""
         self.found = {}
         self.size = 0  # bytes fed
         self._fields = fields
@@ -55,6 +56,9 @@ class Scanner:
         self._key = False  # the string being read is a key
         self._keep = False  # the token being read is a wanted value
         self._escaped = False  # a string's bytes so far end in an escaping backslash
+        self._subtree = None  # the text so far of a wanted object or array
+        self._subtree_from = 0  # where it goes on in the piece being read
+        self._subtree_depth = 0  # the _ignore depth at which it ends
 
     def feed(self, data):
         """data: the next piece of the document (bytes, bytearray or memoryview).
@@ -63,13 +67,16 @@ class Scanner:
             data = bytes(data)
         i, n = 0, len(data)
         self.size += n
+        self._subtree_from = 0
         while i < n:
             if self._in == _STRING:
                 i = self._string(data, i, n)
             elif self._in == _LITERAL:
                 i = self._literal(data, i, n)
             else:
-                i = self._structure(data[i], i)
+                i = self._structure(data, i)
+        if self._subtree is not None:
+            self._keep_subtree(data, n)
 
     def close(self):
         """The document has ended: returns .found, or raises ValueError unless the
@@ -82,7 +89,8 @@ class Scanner:
 
     # -- structure ------------------------------------------------------------
 
-    def _structure(self, c, i):
+    def _structure(self, data, i):
+        c = data[i]
         if c in _SPACE:
             return i + 1
         expect = self._expect
@@ -96,7 +104,7 @@ class Scanner:
             return i + 1
         if expect == _VALUE:
             if c == 0x7B or c == 0x5B:  # { [
-                self._open(c == 0x7B)
+                self._open(c == 0x7B, i)
                 return i + 1
             if c in b"-0123456789tfn":
                 self._begin(_LITERAL, False, self._wanted())
@@ -106,7 +114,7 @@ class Scanner:
             if not self._objects or self._objects[-1] != is_object:
                 raise ValueError("mismatched " + chr(c))
             if expect == _NEXT or (self._empty and expect == (_KEY if is_object else _VALUE)):
-                self._close(is_object)
+                self._close(is_object, data, i)
                 return i + 1
         if expect == _NEXT and c == 0x2C:  # ,
             if self._objects[-1]:
@@ -121,9 +129,13 @@ class Scanner:
             return i + 1
         raise ValueError("unexpected " + chr(c))
 
-    def _open(self, is_object):
+    def _open(self, is_object, at):
         self._objects.append(is_object)
-        if self._ignore or self._path not in self._prefixes:
+        if not self._ignore and self._path in self._fields:
+            self._subtree = bytearray()
+            self._subtree_from = at
+            self._subtree_depth = self._ignore
+        if self._ignore or self._path not in self._prefixes or self._subtree is not None:
             self._ignore += 1
         else:
             path = self._path
@@ -133,16 +145,26 @@ class Scanner:
         self._expect = _KEY if is_object else _VALUE
         self._empty = True
 
-    def _close(self, is_object):
+    def _close(self, is_object, data, at):
         self._objects.pop()
         if self._ignore:
             self._ignore -= 1
+            if self._subtree is not None and self._ignore == self._subtree_depth:
+                self._keep_subtree(data, at + 1)
+                self.found[self._path] = json.loads(self._subtree)
+                self._subtree = None
         else:
             path = self._paths.pop()
             if is_object and path == self._item:
                 self._emit(path + ".")
             self._path = path
         self._done()
+
+    def _keep_subtree(self, data, end):
+        if len(self._subtree) + end - self._subtree_from > _SUBTREE_MAX:
+            raise ValueError("value of %s too long" % self._path)
+        self._subtree.extend(data[self._subtree_from:end])
+        self._subtree_from = end
 
     def _done(self):
         self._expect = _NEXT if self._objects else _END

@@ -5,34 +5,33 @@
 # its desired value is deleted (desired null), so the shadow holds no delta for
 # it forever. A value the device normalises (an open.spotify.com link becomes a
 # spotify: URI) is written back to desired for the same reason.
-import json
+from core.jsonscan import Scanner
 
-from core import config as schema
+# What the device reads of an incoming shadow message: metadata and reported
+# state (most of a get/accepted document) are skipped, never built.
+_FIELDS = ("version", "code", "message", "state.delta", "state.desired.config",
+           "state.desired.ota", "state.config", "state.ota")
 
 
 def parse(payload):
-    """(document, None) or (None, reason) for an incoming shadow message."""
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeError, TypeError):
-        return None, "not JSON"
-    if not isinstance(doc, dict):
+    """(fields, None) or (None, reason) for an incoming shadow message; fields maps
+    paths such as "state.desired.config" to what the message holds there."""
+    if payload.lstrip()[:1] != b"{":
         return None, "not a JSON object"
-    return doc, None
+    scanner = Scanner(_FIELDS)
+    try:
+        scanner.feed(payload)
+        return scanner.close(), None
+    except (ValueError, UnicodeError):
+        return None, "not JSON"
 
 
 def wanted(doc, source, section="config"):
-    """The desired section in a message ("delta" or "get" answer): a dict, a non-dict
-    (refused as a whole), or None when the message asks for nothing. A delta holds
-    only the leaves that differ from reported, a get answer the whole section."""
-    state = doc.get("state")
-    if not isinstance(state, dict):
-        return None
-    if source == "get":
-        state = state.get("desired")
-        if not isinstance(state, dict):
-            return None
-    return state.get(section)
+    """The desired section in a parsed message ("delta" or "get" answer): a dict, a
+    non-dict (refused as a whole), or None when the message asks for nothing. A
+    delta holds only the leaves that differ from reported, a get answer the whole
+    section."""
+    return doc.get(("state.desired." if source == "get" else "state.") + section)
 
 
 def merge(into, state):
@@ -65,6 +64,8 @@ class Acknowledger:
             errors = {"config": "must be an object"}
             fix = None  # delete desired.config as a whole
         else:
+            from core import config as schema  # rare: the caller may drop it afterwards
+
             new, changed, errors = schema.apply(current, desired)
             fix = {key: None for key in errors}
             for key, value in desired.items():

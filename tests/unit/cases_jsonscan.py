@@ -100,3 +100,22 @@ def test_a_wanted_value_too_long_is_refused_an_unwanted_one_skipped():
 def test_a_long_key_names_nothing():
     found = scan({"k" * 100: {"id": 1}, "device": {"id": "b1"}}, ("device.id",))
     assert found == {"device.id": "b1"}
+
+
+def test_a_wanted_object_or_array_is_kept_whole():
+    doc = {"state": {"desired": {"config": {"timeout_s": 60, "tz": "CET-1", "x": [1, {"y": "}"}]},
+                                 "ota": None},
+                     "reported": {"config": {"timeout_s": 30}}},
+           "metadata": {"desired": {"config": {"timeout_s": {"timestamp": 1}}}},
+           "version": 7}
+    fields = ("state.desired.config", "state.desired.ota", "version", "state.delta")
+    for piece in (1, 3, 4096):
+        found = scan(doc, fields, piece=piece)
+        assert found == {"state.desired.config": doc["state"]["desired"]["config"],
+                         "state.desired.ota": None, "version": 7}, piece
+    assert scan(b'{"a": [], "b": {}}', ("a", "b")) == {"a": [], "b": {}}
+
+
+def test_a_wanted_subtree_too_long_is_refused():
+    assert refused(json.dumps({"a": {"b": "x" * 5000}}), ("a",))
+    assert scan({"a": {"b": "x" * 5000}, "c": 1}, ("c",)) == {"c": 1}

@@ -1,21 +1,41 @@
+import json
+
 from core import config, shadowdoc
 
 
 def test_parse_refuses_non_objects_and_garbage():
-    assert shadowdoc.parse(b'{"state": {}}') == ({"state": {}}, None)
-    assert shadowdoc.parse(b"\xff\xfe") == (None, "not JSON")
+    assert shadowdoc.parse(b'{"state": {}}') == ({}, None)
+    assert shadowdoc.parse(b"\xff\xfe") == (None, "not a JSON object")
+    assert shadowdoc.parse(b"{\xff\xfe}") == (None, "not JSON")
     assert shadowdoc.parse(b"[1]") == (None, "not a JSON object")
     assert shadowdoc.parse(b'{"state": ') == (None, "not JSON")
 
 
+def test_parse_keeps_what_the_device_reads_and_skips_metadata():
+    doc = {"state": {"desired": {"config": {"volume": 3}, "other": 1},
+                     "reported": {"stats": {"hours": [0] * 24}},
+                     "delta": {"config": {"volume": 3}}},
+           "metadata": {"desired": {"config": {"volume": {"timestamp": 1}}}},
+           "version": 9, "timestamp": 2, "clientToken": "t"}
+    fields, problem = shadowdoc.parse(json.dumps(doc).encode())
+    assert problem is None
+    assert fields == {"state.desired.config": {"volume": 3},
+                      "state.delta": {"config": {"volume": 3}}, "version": 9}
+
+
+def parsed(doc):
+    return shadowdoc.parse(json.dumps(doc).encode())[0]
+
+
 def test_wanted_from_delta_and_get():
-    delta = {"version": 7, "state": {"config": {"timeout_s": 60}}}
-    get = {"version": 7, "state": {"desired": {"config": {"volume": 3}}, "reported": {}}}
+    delta = parsed({"version": 7, "state": {"config": {"timeout_s": 60}}})
+    get = parsed({"version": 7, "state": {"desired": {"config": {"volume": 3}}, "reported": {}}})
     assert shadowdoc.wanted(delta, "delta") == {"timeout_s": 60}
     assert shadowdoc.wanted(get, "get") == {"volume": 3}
-    assert shadowdoc.wanted({"state": {"reported": {}}}, "get") is None
-    assert shadowdoc.wanted({"state": "x"}, "delta") is None
-    assert shadowdoc.version(delta) == 7 and shadowdoc.version({"version": True}) is None
+    assert shadowdoc.wanted(parsed({"state": {"reported": {}}}), "get") is None
+    assert shadowdoc.wanted(parsed({"state": "x"}), "delta") is None
+    assert shadowdoc.version(delta) == 7
+    assert shadowdoc.version(parsed({"version": True})) is None
 
 
 def test_answer_applies_valid_refuses_invalid_and_clears_their_delta():
@@ -53,10 +73,11 @@ def test_a_config_that_is_not_an_object_is_refused_whole():
 
 def test_wanted_reads_other_sections_too():
     ota = {"version": "0.2.0", "url": "https://h/b", "sha256": "ab" * 32, "size": 9}
-    get = {"state": {"desired": {"config": {}, "ota": ota}, "delta": {"ota": {"url": "x"}}}}
+    get = parsed({"state": {"desired": {"config": {}, "ota": ota}, "delta": {"ota": {"url": "x"}}}})
     assert shadowdoc.wanted(get, "get", "ota") == ota
-    assert shadowdoc.wanted({"state": {"ota": {"url": "x"}}}, "delta", "ota") == {"url": "x"}
-    assert shadowdoc.wanted({"state": {"config": {}}}, "delta", "ota") is None
+    delta = parsed({"state": {"ota": {"url": "x"}}})
+    assert shadowdoc.wanted(delta, "delta", "ota") == {"url": "x"}
+    assert shadowdoc.wanted(parsed({"state": {"config": {}}}), "delta", "ota") is None
 
 
 def test_merge_update_states():
