@@ -287,9 +287,11 @@ class Client(Connection):
         return view
 
     async def _read_bytes(self, size, what):
-        if not size:
-            return b""
-        return await self._io(self._stream().readexactly(size), self.timeout_ms, what)
+        """size bytes in one allocation (the stream's readexactly() would build them
+        by concatenation: several blocks of growing size, for an 8 KB message)."""
+        data = bytearray(size)
+        await self._fill(memoryview(data), what)
+        return data
 
     async def _discard(self, size):
         while size:
