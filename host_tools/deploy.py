@@ -73,15 +73,23 @@ def compile_firmware(
         target_rel = rel[: -len(".py")] + ".mpy"
         target = out_dir / target_rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        # -s names the source by its board path: tracebacks read "core/config.py",
-        # and the bytes do not depend on where the checkout lives, so an unchanged
-        # module hashes the same and is not copied again.
-        cmd = [compiler, "-march=" + march, "-s", rel, "-o", str(target), str(source)]
+        # -s names the source by its module name: tracebacks read "core.config", a
+        # name the board has interned anyway (a path would cost every module one more
+        # string in RAM for good), and the bytes do not depend on where the checkout
+        # lives, so an unchanged module hashes the same and is not copied again.
+        cmd = [compiler, "-march=" + march, "-s", module_name(rel), "-o", str(target),
+               str(source)]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise SpottyError("mpy-cross failed on %s:\n%s" % (rel, result.stderr.strip()))
         files[target_rel] = target.read_bytes()
     return files
+
+
+def module_name(rel: str) -> str:
+    """"core/config.py" -> "core.config"; a package's __init__.py -> the package."""
+    name = rel[: -len(".py")].replace("/", ".")
+    return name[: -len(".__init__")] if name.endswith(".__init__") else name
 
 
 def _module(path: str) -> str:
