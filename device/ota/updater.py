@@ -13,6 +13,7 @@ import log
 from core import backoff, otastate
 from core import otadesired as od
 from core.ticks import ticks_add, ticks_diff
+from fsutil import remove_tree
 from net import https
 from ota import boot
 
@@ -178,7 +179,7 @@ def _verify(version):
             raise bundle.OtaError("version_mismatch", manifest["version"])
         return None
     except (OSError, bundle.OtaError) as e:
-        boot.remove_tree(boot.STAGED)
+        remove_tree(boot.STAGED)
         return getattr(e, "reason", "io")
 
 
