@@ -11,12 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import spotify_login
-from .board import Transport
-from .errors import SpottyError
-from .runtime import DEVICE_DIR
+from .board.transport import Transport
+from .common.devicepath import DEVICE_DIR
+from .common.errors import SpottyError
+from .spotify import login as spotify_login
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).parent / "sim" / "scenarios"
 # After esptool resets it, a freshly flashed board boots and formats its filesystem:
 # keystrokes sent before its REPL runs are lost.
 FIRST_BOOT_S = 3.0
@@ -25,7 +25,7 @@ REFRESH_TOKEN_ENV = "SPOTIFY_REFRESH_TOKEN"
 
 
 def _print_event(as_json):
-    from .narrate import describe
+    from .sim.narrate import describe
 
     def show(event):
         if as_json:
@@ -39,12 +39,12 @@ def _print_event(as_json):
 
 
 def cmd_sim(args) -> int:
-    from . import sim
+    from .sim import runner as sim
 
     scenario = sim.validate_scenario(_read_json(args.scenario))
     if not args.iot:
         return _sim_spotify(args, scenario, None)
-    from .shadow_service import IotLocal
+    from .aws.shadow_service import IotLocal
 
     with IotLocal() as iot, tempfile.TemporaryDirectory() as keys:
         files = iot.issue_thing(args.thing, Path(keys))
@@ -53,8 +53,8 @@ def cmd_sim(args) -> int:
                                files.key_der.read_bytes(), iot.endpoint_url)
         code = _sim_spotify(args, scenario, target)
         if not args.json:
-            from .remote_config import render_config
-            from .shadow_client import ShadowClient
+            from .aws.remote_config import render_config
+            from .aws.shadow_client import ShadowClient
 
             print("\nThe shadow of %s after the run:" % args.thing)
             print(render_config(ShadowClient(args.thing, iot.endpoint_url).get()))
@@ -62,8 +62,8 @@ def cmd_sim(args) -> int:
 
 
 def _sim_spotify(args, scenario, iot) -> int:
-    from . import sim
-    from .mock_spotify import MockSpotify
+    from .sim import runner as sim
+    from .spotify.mock import MockSpotify
 
     show = _print_event(args.json)
     if args.spotify_url:
@@ -87,8 +87,8 @@ def _sim_spotify(args, scenario, iot) -> int:
 
 
 def cmd_demo(args) -> int:
-    from . import sim
-    from .mock_spotify import MockSpotify
+    from .sim import runner as sim
+    from .spotify.mock import MockSpotify
 
     scenario = sim.validate_scenario(_read_json(SCENARIOS / "demo.json"))
     print("SpottyPottySense demo: the real firmware on the unix-port MicroPython, a simulated")
@@ -103,14 +103,14 @@ def cmd_demo(args) -> int:
 
 
 def cmd_mock_spotify(args) -> int:
-    from .mock_spotify import serve
+    from .spotify.mock import serve
 
     serve(args.host, args.port, Path(args.state_dir), _announce)
     return 0
 
 
 def cmd_iot_local(args) -> int:
-    from .shadow_service import serve
+    from .aws.shadow_service import serve
 
     serve(Path(args.state_dir), args.mqtt_port, args.http_port, _announce)
     return 0
@@ -121,13 +121,13 @@ def _announce(info):
 
 
 def _shadow(args):
-    from .shadow_client import ShadowClient
+    from .aws.shadow_client import ShadowClient
 
     return ShadowClient(args.thing, args.endpoint_url, args.region)
 
 
 def cmd_config(args) -> int:
-    from . import remote_config
+    from .aws import remote_config
 
     shadow = _shadow(args)
     if args.action == "get":
@@ -152,7 +152,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from . import remote_config
+    from .aws import remote_config
 
     document = _shadow(args).get()
     print(remote_config.render_stats(document))
@@ -167,7 +167,7 @@ def cmd_stats(args) -> int:
 
 @contextlib.contextmanager
 def _board(port: str, attempts: int = 1) -> Iterator[Transport]:
-    from .board import BoardError, MpremoteTransport
+    from .board.transport import BoardError, MpremoteTransport
 
     for attempt in range(1, attempts + 1):
         try:
@@ -184,7 +184,7 @@ def _board(port: str, attempts: int = 1) -> Iterator[Transport]:
 
 
 def _deploy(port: str, reset: bool, attempts: int = 1) -> int:
-    from .deploy import deploy
+    from .board.deploy import deploy
 
     with _board(port, attempts) as board:
         deploy(board, DEVICE_DIR, sys.stdout)
@@ -195,7 +195,7 @@ def _deploy(port: str, reset: bool, attempts: int = 1) -> int:
 
 
 def cmd_flash(args) -> int:
-    from .flash import flash
+    from .board.flash import flash
 
     flash(args.port, args.firmware, args.chip, args.baud)
     print("MicroPython is on the board; the flash was erased, so provision it again.")
@@ -255,7 +255,7 @@ def _read_bytes(path) -> bytes:
 
 
 def cmd_provision(args) -> int:
-    from . import provision as prov
+    from .aws import provision as prov
 
     config = _read_json(args.config) if args.config else None
     if config is not None and not isinstance(config, dict):
@@ -320,7 +320,7 @@ def _saved_client_id(path: Path) -> str:
 
 
 def cmd_ota_keygen(args) -> int:
-    from . import ota
+    from .ota import bundles as ota
 
     private_path, public_path = ota.keygen(Path(args.dir))
     print("private key %s (0600): keep it safe and offline; it signs every update" %
@@ -330,7 +330,7 @@ def cmd_ota_keygen(args) -> int:
 
 
 def cmd_ota_build(args) -> int:
-    from . import ota
+    from .ota import bundles as ota
 
     info = ota.build(Path(args.source), args.version, Path(args.key), Path(args.out),
                      Path(args.ca) if args.ca else None)
@@ -340,7 +340,7 @@ def cmd_ota_build(args) -> int:
 
 
 def cmd_ota_push(args) -> int:
-    from . import ota_push
+    from .ota import push as ota_push
 
     request = ota_push.push(args.thing, args.url, Path(args.bundle), args.endpoint_url,
                             Path(args.pub) if args.pub else None, args.region)
@@ -352,7 +352,7 @@ def cmd_ota_push(args) -> int:
 
 
 def cmd_ota_status(args) -> int:
-    from . import ota_push
+    from .ota import push as ota_push
 
     state = ota_push.status(args.thing, args.endpoint_url, args.region)
     reported = state["reported"] or {}
@@ -365,14 +365,14 @@ def cmd_ota_status(args) -> int:
 
 
 def cmd_ota_serve(args) -> int:
-    from .ota_server import serve
+    from .ota.server import serve
 
     serve(Path(args.dir), args.host, args.port, Path(args.ca_dir), _announce)
     return 0
 
 
 def cmd_ota_show(args) -> int:
-    from . import ota
+    from .ota import bundles as ota
 
     manifest = ota.read_manifest(Path(args.bundle), Path(args.pub) if args.pub else None)
     print("version %s (format %d), %d files:" % (
@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _board_commands(sub) -> None:
-    from .flash import DEFAULT_BAUD
+    from .board.flash import DEFAULT_BAUD
 
     p = sub.add_parser("flash", help="erase the board, write MicroPython, deploy the firmware")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SpottyError
+from ..common.errors import SpottyError
 
 Message = tuple[str, dict]
 

@@ -10,13 +10,12 @@
 
 import itertools
 import statistics
-import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import sim
-from .mock_spotify import MockSpotify
+from ..sim import runner as sim
+from ..spotify.mock import MockSpotify
 
 SESSIONS = 20
 HEAP_RUNS = 2
@@ -80,7 +79,7 @@ class HeapProbe:
 
     def __enter__(self) -> "HeapProbe":
         if self.iot:
-            from .shadow_service import IotLocal
+            from ..aws.shadow_service import IotLocal
 
             self._local = self._stack.enter_context(IotLocal())
         return self
@@ -108,7 +107,7 @@ class HeapProbe:
             return reported.get("stats", {}).get("sessions") == 1
 
     def _thing(self, keys: Path):
-        from .shadow_client import ShadowClient
+        from ..aws.shadow_client import ShadowClient
 
         local = self._local
         name = "heap-%d" % next(self._names)  # a new shadow each run: no stale statistics
@@ -180,13 +179,11 @@ def main() -> int:
           % (len(api) / SESSIONS))
     print()
     print("\n".join(heap_lines()))
-    from . import bench_iot, ota_bench
+    from . import iot as bench_iot
+    from . import ota as ota_bench
 
     bench_iot.main()
     print()
     ota_bench.main()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,9 +27,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from . import pki
+from ..common import pki
+from ..common.errors import SpottyError
 from .broker import Broker
-from .errors import SpottyError
 from .shadow import MAX_REQUEST_BYTES, Message, ShadowStore
 
 SERVICE_IDENTITY = "shadow-service"

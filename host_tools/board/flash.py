@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import SpottyError
+from ..common.errors import SpottyError
 
 # Where MicroPython's own instructions (micropython.org/download) put the image:
 # after the ROM's 4 KB on the classic ESP32 and the S2, at 0 on the newer chips.

@@ -1,17 +1,17 @@
 """`spotty ota push`: ask a device for a firmware update through its shadow.
 
 desired.ota = {"version", "url", "sha256", "size"} of a bundle built by
-host_tools.ota.build and served over HTTPS (e.g. by host_tools.ota_server); the
+host_tools.ota.bundles.build and served over HTTPS (e.g. by host_tools.ota.server); the
 device downloads it when idle and reports progress in reported.ota.
 """
 
 import hashlib
 from pathlib import Path
 
-from . import devicepath
-from .errors import SpottyError
-from .ota import read_manifest
-from .shadow_client import ShadowClient
+from ..aws.shadow_client import ShadowClient
+from ..common import devicepath
+from ..common.errors import SpottyError
+from .bundles import read_manifest
 
 
 def desired_ota(url: str, bundle_path: Path, public_key_path: Path | None = None) -> dict:

@@ -1,7 +1,7 @@
 """Compile the firmware for the ESP32 and copy what changed onto a board.
 
 `compile_firmware` is the one place that turns `device/` into the files a board
-runs: a deploy and an OTA bundle (host_tools.ota) must carry the same bytes.
+runs: a deploy and an OTA bundle (host_tools.ota.bundles) must carry the same bytes.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .board import RemoteFile, Transport, read_json, sha256_hex
-from .errors import SpottyError
+from ..common.errors import SpottyError
+from .transport import RemoteFile, Transport, read_json, sha256_hex
 
 MARCH = "xtensawin"  # ESP32 (Xtensa LX6); rv32imc for the C3
 ENTRY = "main.py"

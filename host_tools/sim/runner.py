@@ -34,10 +34,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import devicepath
-from .errors import SpottyError
-from .pki import pem_or_der_to_der
-from .runtime import DEVICE_DIR, micropython_env, micropython_path
+from ..common import devicepath
+from ..common.devicepath import DEVICE_DIR
+from ..common.errors import SpottyError
+from ..common.pki import pem_or_der_to_der
+from .runtime import micropython_env, micropython_path
 
 BOOT_ALLOWANCE_S = 60
 REBOOT_ALLOWANCE_S = 20
@@ -201,7 +202,7 @@ _compiled: dict[str, dict[str, bytes]] = {}
 
 def install(flash: Path, source: Path = DEVICE_DIR) -> list[str]:
     """Put the compiled firmware (and the sim board, which a deploy leaves out) on flash."""
-    from .deploy import compile_firmware
+    from ..board.deploy import compile_firmware
 
     source = Path(source)
     files = sorted(p for p in source.rglob("*.py") if "__pycache__" not in p.parts)
@@ -229,7 +230,7 @@ def install(flash: Path, source: Path = DEVICE_DIR) -> list[str]:
 
 
 def _mpy_cross() -> str:
-    from .deploy import mpy_cross_path
+    from ..board.deploy import mpy_cross_path
 
     return mpy_cross_path()
 
@@ -238,7 +239,7 @@ class _DesiredSchedule:
     """Sets desired config at the scenario's times, counted from the firmware's ready."""
 
     def __init__(self, iot: IotTarget, events: list):
-        from .shadow_client import ShadowClient
+        from ..aws.shadow_client import ShadowClient
 
         self._client = ShadowClient(iot.thing, iot.endpoint_url)
         self._events = sorted(events, key=lambda e: e["at"])

@@ -1,6 +1,6 @@
 """Serve firmware bundles from a directory over HTTPS, for tests and `spotty ota serve`.
 
-The certificate comes from a throwaway CA (host_tools.pki) unless one is given; a
+The certificate comes from a throwaway CA (host_tools.common.pki) unless one is given; a
 device downloads only from a server whose CA is among its roots (ca/*.der), so
 that CA's DER must be on the board (`ca_der`). Only files directly in the
 directory are served, GET and HEAD only. For tests, `cut_after(name, n)` makes the
@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import pki
-from .serving import serve_in_thread
+from ..common import pki
+from ..common.serving import serve_in_thread
 
 _CHUNK = 16384
 _HANDSHAKE_TIMEOUT_S = 10

@@ -19,11 +19,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from .board import Transport, read_json, sha256_hex
-from .errors import SpottyError
-from .pki import Issued
-from .private_files import write_private
-from .runtime import REPO
+from ..board.transport import Transport, read_json, sha256_hex
+from ..common.devicepath import REPO
+from ..common.errors import SpottyError
+from ..common.pki import Issued
+from ..common.private_files import write_private
 
 POLICY_NAME = "SpottyPottySenseDevice"
 IOT_PORT = 8883  # MicroPython has no ALPN, so not 443
@@ -86,7 +86,7 @@ def check_hardware(hardware: dict) -> dict:
 
 def check_config(config: dict) -> dict:
     """The initial settings, validated by the firmware's own schema."""
-    from . import devicepath
+    from ..common import devicepath
 
     devicepath.install()
     from core import config as schema

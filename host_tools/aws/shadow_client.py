@@ -7,7 +7,7 @@ with `endpoint_url`, e.g. the local stand-in from `spotty iot-local`.
 import json
 import os
 
-from .errors import SpottyError
+from ..common.errors import SpottyError
 
 
 def _boto3():

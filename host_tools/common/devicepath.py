@@ -1,9 +1,12 @@
-"""Import the device's pure `core` package from CPython (the CLI validates config with it)."""
+"""Where the firmware lives, and importing its pure `core` package from CPython (the CLI
+validates config with it)."""
 
 import sys
 import types
+from pathlib import Path
 
-from .runtime import DEVICE_DIR
+REPO = Path(__file__).resolve().parents[2]
+DEVICE_DIR = REPO / "device"
 
 
 def install() -> None:

@@ -6,10 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import SpottyError
-
-REPO = Path(__file__).resolve().parent.parent
-DEVICE_DIR = REPO / "device"
+from ..common.devicepath import DEVICE_DIR
+from ..common.errors import SpottyError
 
 
 def micropython_path() -> str:

@@ -11,9 +11,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from . import sim
-from .mock_spotify import MockSpotify
-from .shadow_service import IotLocal
+from ..aws.shadow_service import IotLocal
+from ..sim import runner as sim
+from ..spotify.mock import MockSpotify
 
 SESSIONS = 8
 VISITS_PER_DAY = 30  # the reference load
@@ -28,7 +28,7 @@ PRICE_SHADOW_OP = 1.25 / 1e6  # per shadow get/update of up to 1 KB
 
 
 def _run(settings: dict, every_s: float):
-    from .bench import scenario  # the same visits as the Spotify figures
+    from .sessions import scenario  # the same visits as the Spotify figures
 
     with IotLocal() as iot, MockSpotify() as mock, tempfile.TemporaryDirectory() as keys:
         files = iot.issue_thing("bench-bath", Path(keys))

@@ -2,7 +2,7 @@
 
 The byte layout is defined once, in the firmware's `ota.bundle`, and imported from there,
 so the host writes exactly what the device's streaming verifier reads. The files come from
-`deploy.compile_firmware`, so a bundle carries the very bytes a deploy would copy.
+`board.deploy.compile_firmware`, so a bundle carries the very bytes a deploy would copy.
 """
 
 import hashlib
@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.utils import CryptographyDeprecationWarning
 
-from . import devicepath
-from .deploy import compile_firmware
-from .errors import SpottyError
-from .private_files import write_private
+from ..board.deploy import compile_firmware
+from ..common import devicepath
+from ..common.errors import SpottyError
+from ..common.private_files import write_private
 
 PRIVATE_KEY_NAME = "ota_key.pem"
 PUBLIC_KEY_NAME = "ota_pub.bin"

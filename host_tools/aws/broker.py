@@ -19,8 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import pki
-from .errors import SpottyError
+from ..common import pki
+from ..common.errors import SpottyError
 
 SHADOW_SERVICE = "shadow-service"
 HOST = "127.0.0.1"

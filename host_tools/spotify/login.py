@@ -30,8 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .errors import SpottyError
-from .private_files import write_private
+from ..common.errors import SpottyError
+from ..common.private_files import write_private
 
 DEFAULT_PORT = 8888
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"

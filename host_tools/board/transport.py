@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import SpottyError
+from ..common.errors import SpottyError
 
 # On the ESP32 a maintenance session may outlast the firmware's watchdog, which
 # cannot be stopped once started; MicroPython lets it be re-armed with a longer

@@ -7,8 +7,8 @@ import json
 import time
 from collections.abc import Callable
 
-from . import devicepath
-from .errors import SpottyError
+from ..common import devicepath
+from ..common.errors import SpottyError
 
 
 def _schema():

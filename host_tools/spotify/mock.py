@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .errors import SpottyError
-from .pki import CertificateAuthority
-from .serving import serve_in_thread
+from ..common.errors import SpottyError
+from ..common.pki import CertificateAuthority
+from ..common.serving import serve_in_thread
 
 SCOPES = "user-read-playback-state user-modify-playback-state"
 FAULT_KINDS = ("status", "slow", "drop", "garbage", "oversized", "bad_json", "truncated")

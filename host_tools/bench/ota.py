@@ -12,9 +12,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import ota
-from .errors import SpottyError
-from .runtime import DEVICE_DIR, run_micropython
+from ..common.devicepath import DEVICE_DIR
+from ..common.errors import SpottyError
+from ..ota import bundles
+from ..sim.runtime import run_micropython
 
 RUNS = 20
 
@@ -66,11 +67,11 @@ def verify_timing(runs: int = RUNS, heap: bool = False) -> dict:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
         pub = tmp / "pub.bin"
-        pub.write_bytes(ota.public_key_bytes(key.public_key()))
+        pub.write_bytes(bundles.public_key_bytes(key.public_key()))
         message = b"SpottyPottySense OTA bench"
         (tmp / "msg").write_bytes(message)
-        (tmp / "sig").write_bytes(ota.sign(key, message))
-        info = ota.build(DEVICE_DIR, "bench", key_path, tmp / "fw.bundle")
+        (tmp / "sig").write_bytes(bundles.sign(key, message))
+        info = bundles.build(DEVICE_DIR, "bench", key_path, tmp / "fw.bundle")
         args = [tmp / "driver.py", pub, tmp / "msg", tmp / "sig", tmp / "fw.bundle", runs]
         (tmp / "driver.py").write_text(_DRIVER)
         figures = _run(args + ["verify", "-"])
