@@ -1,7 +1,17 @@
-"""`python -m host_tools.bench` (`make bench`)."""
+"""`python -m host_tools.bench` (`make bench`): the sessions, the shadow link, then OTA."""
 
 import sys
 
-from .sessions import main
+from . import iot, ota, sessions
 
-sys.exit(main())
+
+def main() -> int:
+    sessions.main()
+    iot.main()
+    print()
+    ota.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

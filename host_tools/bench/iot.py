@@ -14,6 +14,7 @@ from pathlib import Path
 from ..aws.shadow_service import IotLocal
 from ..sim import runner as sim
 from ..spotify.mock import MockSpotify
+from .workload import scenario  # the same visits as the Spotify figures
 
 SESSIONS = 8
 VISITS_PER_DAY = 30  # the reference load
@@ -28,8 +29,6 @@ PRICE_SHADOW_OP = 1.25 / 1e6  # per shadow get/update of up to 1 KB
 
 
 def _run(settings: dict, every_s: float):
-    from .sessions import scenario  # the same visits as the Spotify figures
-
     with IotLocal() as iot, MockSpotify() as mock, tempfile.TemporaryDirectory() as keys:
         files = iot.issue_thing("bench-bath", Path(keys))
         target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, "bench-bath",

@@ -1,4 +1,5 @@
-"""`make bench`: figures from real runs of the firmware on the unix-port MicroPython.
+"""`make bench`, sessions against the mock Spotify: figures from real runs of the firmware
+on the unix-port MicroPython.
 
 - motion-to-play latency (PIR edge to Spotify's answer to the play request), median and
   p95 over 20+ sessions, with a warm (kept-alive) and a cold (new TLS) connection;
@@ -16,29 +17,10 @@ from pathlib import Path
 
 from ..sim import runner as sim
 from ..spotify.mock import MockSpotify
+from .workload import scenario
 
 SESSIONS = 20
 HEAP_RUNS = 2
-VISIT_EVERY_S = 2.5
-CONFIG = {"spotify_device": "Bathroom", "timeout_s": 1, "motion_gap_s": 0,
-          "playlist_uri": "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"}
-
-
-def visits(count, every=VISIT_EVERY_S):
-    events = []
-    for i in range(count):
-        start = 0.5 + i * every
-        events += [{"at": start, "pir": 1}, {"at": start + 0.3, "pir": 0}]
-    return events
-
-
-def scenario(count, every=VISIT_EVERY_S):
-    return sim.validate_scenario({
-        "config": CONFIG, "events": visits(count, every), "until": 0.5 + count * every + 0.5,
-        "device": {"glitch_ms": 100},
-    })
-
-
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -160,7 +142,7 @@ def heap_lines() -> list[str]:
     return lines
 
 
-def main() -> int:
+def main() -> None:
     print("SpottyPottySense benchmark (firmware on the unix-port MicroPython, mock Spotify "
           "over TLS on loopback)\n")
     warm, warm_requests = run_sessions(keepalive=True)
@@ -179,11 +161,4 @@ def main() -> int:
           % (len(api) / SESSIONS))
     print()
     print("\n".join(heap_lines()))
-    from . import iot as bench_iot
-    from . import ota as ota_bench
-
-    bench_iot.main()
-    print()
-    ota_bench.main()
-    return 0
 
