@@ -17,6 +17,8 @@ error messages, diagnosing shadows):
 - the 8 KB limit counts the desired and reported state only, never metadata;
 - a deleted shadow keeps its version for 48 hours: a new shadow of that name follows
   on from it, later ones start again.
+
+The documents and the state algebra are in shadow_doc.py; here is the store.
 """
 
 import copy
@@ -26,258 +28,33 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..common.errors import SpottyError
+from .shadow_doc import (
+    MAX_STATE_BYTES,
+    PAYLOAD_TOO_LARGE,
+    SECTIONS,
+    VERSION_CONFLICT,
+    Message,
+    Shadow,
+    ShadowError,
+    accepted_metadata,
+    check_common,
+    check_update,
+    compute_delta,
+    error_document,
+    merge,
+    parse_request,
+    project_metadata,
+    shown_sections,
+    snapshot,
+    state_size,
+    with_token,
+)
 
-Message = tuple[str, dict]
-
-MAX_STATE_BYTES = 8 * 1024
-MAX_REQUEST_BYTES = 128 * 1024  # AWS IoT's MQTT payload limit: nothing larger is read
-MAX_DEPTH = 6
-MAX_CLIENT_TOKEN_BYTES = 64
 TOMBSTONE_SECONDS = 48 * 3600
-SECTIONS = ("desired", "reported")
-
-INVALID_JSON = "Invalid JSON"
-VERSION_CONFLICT = "Version conflict"
-PAYLOAD_TOO_LARGE = "The payload exceeds the maximum size allowed"
-# sic: AWS's own wording
-BAD_ENCODING = "Unsupported documented encoding; supported encoding is UTF-8"
-
-
-class ShadowError(Exception):
-    """A request the service rejects; `code` is the HTTP-style status AWS uses."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass
-class Shadow:
-    desired: dict = field(default_factory=dict)
-    reported: dict = field(default_factory=dict)
-    meta_desired: dict = field(default_factory=dict)
-    meta_reported: dict = field(default_factory=dict)
-    version: int = 0
-    deleted_at: float | None = None  # a tombstone keeps the version of a deleted shadow
-
-    def section(self, name: str) -> tuple[dict, dict]:
-        if name == "desired":
-            return self.desired, self.meta_desired
-        return self.reported, self.meta_reported
-
-    def clear(self, name: str) -> None:
-        if name == "desired":
-            self.desired, self.meta_desired = {}, {}
-        else:
-            self.reported, self.meta_reported = {}, {}
-
-    def to_json(self) -> dict:
-        return {
-            "desired": self.desired,
-            "reported": self.reported,
-            "meta_desired": self.meta_desired,
-            "meta_reported": self.meta_reported,
-            "version": self.version,
-            "deleted_at": self.deleted_at,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Shadow":
-        return cls(**{k: data[k] for k in cls().to_json()})
-
-
-# ---------------------------------------------------------------------------
-# JSON helpers
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError("not JSON: %s" % name)
-
-
-def parse_request(payload: bytes | str | dict | None) -> dict:
-    """The request document; an empty payload is an empty request (get, delete)."""
-    if isinstance(payload, dict):
-        return payload
-    if payload is None or len(payload) == 0:
-        return {}
-    if len(payload) > MAX_REQUEST_BYTES:
-        raise ShadowError(413, PAYLOAD_TOO_LARGE)
-    if isinstance(payload, bytes):
-        try:
-            payload = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ShadowError(415, BAD_ENCODING) from None
-    try:
-        # NaN and Infinity are Python's extensions, not JSON.
-        doc = json.loads(payload, parse_constant=_reject_constant)
-    except ValueError:
-        raise ShadowError(400, INVALID_JSON) from None
-    if not isinstance(doc, dict):
-        raise ShadowError(400, INVALID_JSON)
-    return doc
-
-
-def compact_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-
-
-def depth(value: Any) -> int:
-    """Levels of objects and arrays: {"a": 1} is 1, {"a": {"b": 1}} is 2."""
-    if isinstance(value, dict):
-        return 1 + max((depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((depth(v) for v in value), default=0)
-    return 0
-
-
-def same(a: Any, b: Any) -> bool:
-    """JSON equality: unlike Python's ==, true is not 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
-# ---------------------------------------------------------------------------
-# State algebra
-
-
-def leaf_metadata(value: Any, ts: int) -> Any:
-    """Metadata mirrors the value: objects and arrays recurse, every leaf gets a timestamp."""
-    if isinstance(value, dict):
-        return {k: leaf_metadata(v, ts) for k, v in value.items()}
-    if isinstance(value, list):
-        return [leaf_metadata(v, ts) for v in value]
-    return {"timestamp": ts}
-
-
-def merge(state: dict, meta: dict, patch: dict, ts: int) -> None:
-    """Merge `patch` into `state` in place, keeping `meta` in step."""
-    for key, value in patch.items():
-        if value is None:
-            state.pop(key, None)
-            meta.pop(key, None)
-        elif isinstance(value, dict):
-            if not isinstance(state.get(key), dict):
-                state[key], meta[key] = {}, {}
-            merge(state[key], meta[key], value, ts)
-        else:
-            state[key] = copy.deepcopy(value)
-            meta[key] = leaf_metadata(value, ts)
-
-
-def compute_delta(desired: dict, reported: dict) -> dict:
-    """Desired keys whose values differ from reported; objects compare key by key."""
-    delta = {}
-    for key, want in desired.items():
-        if key not in reported:
-            delta[key] = copy.deepcopy(want)
-        elif isinstance(want, dict) and isinstance(reported[key], dict):
-            sub = compute_delta(want, reported[key])
-            if sub:
-                delta[key] = sub
-        elif not same(want, reported[key]):
-            delta[key] = copy.deepcopy(want)
-    return delta
-
-
-def project_metadata(delta: dict, meta: dict) -> dict:
-    """The metadata of the keys in `delta` (a sub-tree of desired)."""
-    return {
-        k: project_metadata(v, meta[k]) if isinstance(v, dict) else copy.deepcopy(meta[k])
-        for k, v in delta.items()
-    }
-
-
-def state_size(shadow: Shadow) -> int:
-    """What counts toward the 8 KB limit: desired and reported state, no metadata."""
-    return compact_size({name: s for name in SECTIONS if (s := shadow.section(name)[0])})
-
-
-# ---------------------------------------------------------------------------
-# Request validation
-
-
-def valid_token(token: Any) -> bool:
-    return isinstance(token, str) and len(token.encode("utf-8")) <= MAX_CLIENT_TOKEN_BYTES
-
-
-def check_common(request: dict) -> None:
-    if request.get("clientToken") is not None and not valid_token(request["clientToken"]):
-        raise ShadowError(400, "Invalid clientToken")
-
-
-def check_update(request: dict) -> None:
-    check_common(request)
-    if "state" not in request:
-        raise ShadowError(400, "Missing required node: state")
-    state = request["state"]
-    if state is not None and not isinstance(state, dict):
-        raise ShadowError(400, "State node must be an object")
-    for name, section in (state or {}).items():
-        if name not in SECTIONS:
-            raise ShadowError(400, "State contains an invalid node: '%s'" % name)
-        if section is not None and not isinstance(section, dict):
-            raise ShadowError(400, "%s node must be an object" % name.capitalize())
-        if section is not None and depth(section) > MAX_DEPTH:
-            raise ShadowError(
-                400, "JSON contains too many levels of nesting; maximum is %d" % MAX_DEPTH
-            )
-    version = request.get("version")
-    if "version" in request and (type(version) is not int or version < 0):
-        raise ShadowError(400, "Invalid version")
-
-
-# ---------------------------------------------------------------------------
-# Documents
-
-
-def _sections(shadow: Shadow) -> tuple[dict, dict]:
-    """State and metadata with empty sections left out, as AWS shows them."""
-    state, metadata = {}, {}
-    for name in SECTIONS:
-        values, meta = shadow.section(name)
-        if values:
-            state[name] = copy.deepcopy(values)
-            metadata[name] = copy.deepcopy(meta)
-    return state, metadata
-
-
-def snapshot(shadow: Shadow) -> dict:
-    """The previous/current halves of an /update/documents message."""
-    state, metadata = _sections(shadow)
-    return {"state": state, "metadata": metadata, "version": shadow.version}
-
-
-def _with_token(doc: dict, request: dict) -> dict:
-    if valid_token(request.get("clientToken")):
-        doc["clientToken"] = request["clientToken"]
-    return doc
-
-
-def error_document(code: int, message: str, ts: int, request: dict | None = None) -> dict:
-    return _with_token({"code": code, "message": message, "timestamp": ts}, request or {})
-
-
-def _accepted_metadata(state: dict | None, ts: int) -> dict:
-    if state is None:
-        return {"timestamp": ts}
-    return {name: leaf_metadata(section, ts) for name, section in state.items()}
-
-
-# ---------------------------------------------------------------------------
-# The store
 
 
 class ShadowStore:
@@ -373,12 +150,12 @@ class ShadowStore:
         shadow = self._live(key, ts)
         if shadow is None:
             raise self._not_found(key)
-        state, metadata = _sections(shadow)
+        state, metadata = shown_sections(shadow)
         delta = compute_delta(shadow.desired, shadow.reported)
         if delta:
             state["delta"] = delta
         doc = {"state": state, "metadata": metadata, "version": shadow.version, "timestamp": ts}
-        return [("get/accepted", _with_token(doc, request))]
+        return [("get/accepted", with_token(doc, request))]
 
     def _delete(self, key: tuple[str, str], request: dict, ts: int) -> list[Message]:
         check_common(request)
@@ -388,7 +165,7 @@ class ShadowStore:
         self._shadows[key] = Shadow(version=shadow.version, deleted_at=ts)
         self._save()
         doc = {"version": shadow.version, "timestamp": ts}
-        return [("delete/accepted", _with_token(doc, request))]
+        return [("delete/accepted", with_token(doc, request))]
 
     def _update(self, key: tuple[str, str], request: dict, ts: int) -> list[Message]:
         check_update(request)
@@ -422,15 +199,15 @@ class ShadowStore:
         state = request["state"]
         accepted = {
             "state": copy.deepcopy(state),
-            "metadata": _accepted_metadata(state, ts),
+            "metadata": accepted_metadata(state, ts),
             "version": updated.version,
             "timestamp": ts,
         }
-        messages = [("update/accepted", _with_token(accepted, request))]
+        messages = [("update/accepted", with_token(accepted, request))]
         documents = {"current": snapshot(updated), "timestamp": ts}
         if previous is not None:
             documents = {"previous": snapshot(previous), **documents}
-        messages.append(("update/documents", _with_token(documents, request)))
+        messages.append(("update/documents", with_token(documents, request)))
         delta = compute_delta(updated.desired, updated.reported)
         if delta and isinstance((state or {}).get("desired"), dict):
             delta_doc = {
@@ -439,7 +216,7 @@ class ShadowStore:
                 "version": updated.version,
                 "timestamp": ts,
             }
-            messages.insert(1, ("update/delta", _with_token(delta_doc, request)))
+            messages.insert(1, ("update/delta", with_token(delta_doc, request)))
         return messages
 
 

@@ -30,7 +30,8 @@ import paho.mqtt.client as mqtt
 from ..common import pki
 from ..common.errors import SpottyError
 from .broker import Broker
-from .shadow import MAX_REQUEST_BYTES, Message, ShadowStore
+from .shadow import ShadowStore
+from .shadow_doc import MAX_REQUEST_BYTES, Message
 
 SERVICE_IDENTITY = "shadow-service"
 OPERATIONS = ("update", "get", "delete")
