@@ -44,7 +44,7 @@ def cmd_sim(args) -> int:
     scenario = sim.validate_scenario(_read_json(args.scenario))
     if not args.iot:
         return _sim_spotify(args, scenario, None)
-    from .aws.shadow_service import IotLocal
+    from .aws.iot_local import IotLocal
 
     with IotLocal() as iot, tempfile.TemporaryDirectory() as keys:
         files = iot.issue_thing(args.thing, Path(keys))
@@ -110,7 +110,7 @@ def cmd_mock_spotify(args) -> int:
 
 
 def cmd_iot_local(args) -> int:
-    from .aws.shadow_service import serve
+    from .aws.iot_local import serve
 
     serve(Path(args.state_dir), args.mqtt_port, args.http_port, _announce)
     return 0

@@ -11,7 +11,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ..aws.shadow_service import IotLocal
+from ..aws.iot_local import IotLocal
 from ..sim import runner as sim
 from ..spotify.mock import MockSpotify
 from .workload import scenario  # the same visits as the Spotify figures

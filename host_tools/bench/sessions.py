@@ -61,7 +61,7 @@ class HeapProbe:
 
     def __enter__(self) -> "HeapProbe":
         if self.iot:
-            from ..aws.shadow_service import IotLocal
+            from ..aws.iot_local import IotLocal
 
             self._local = self._stack.enter_context(IotLocal())
         return self

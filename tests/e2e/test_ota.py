@@ -16,8 +16,8 @@ from needs import needs_mosquitto
 from otakit import OLD, ShadowWatcher, build, compiled, digest, matches, variant
 
 from conftest import api_calls, iot_target
+from host_tools.aws.iot_local import IotLocal
 from host_tools.aws.shadow_client import ShadowClient
-from host_tools.aws.shadow_service import IotLocal
 from host_tools.ota import bundles as ota
 from host_tools.ota import push as ota_push
 from host_tools.ota.server import OtaServer

@@ -19,7 +19,7 @@ from test_spotify_login import STATE, Browser
 from test_token_push import THING, TokenListener
 
 from host_tools import cli
-from host_tools.aws.shadow_service import IotLocal
+from host_tools.aws.iot_local import IotLocal
 from host_tools.board import transport as board_module
 from host_tools.board.transport import BoardError
 from host_tools.common.devicepath import REPO

@@ -8,8 +8,8 @@ import pytest
 from needs import needs_mosquitto
 
 from host_tools import cli
+from host_tools.aws.iot_local import IotLocal
 from host_tools.aws.shadow_client import ShadowClient
-from host_tools.aws.shadow_service import IotLocal
 from host_tools.common.devicepath import DEVICE_DIR, REPO
 from host_tools.ota import bundles as ota
 

@@ -9,9 +9,11 @@ from botocore.exceptions import ClientError
 from needs import needs_mosquitto
 from test_shadow_service import WAIT_S, Device
 
+from host_tools.aws.iot_local import IotLocal
 from host_tools.aws.shadow import ShadowStore
 from host_tools.aws.shadow_client import ShadowClient
-from host_tools.aws.shadow_service import HttpApi, IotLocal, ShadowService
+from host_tools.aws.shadow_http import HttpApi
+from host_tools.aws.shadow_service import ShadowService
 from host_tools.common.errors import SpottyError
 from host_tools.spotify import login as sl
 
