@@ -256,6 +256,7 @@ def _read_bytes(path) -> bytes:
 
 def cmd_provision(args) -> int:
     from .aws import provision as prov
+    from .aws.iot_thing import make_iot_client
 
     config = _read_json(args.config) if args.config else None
     if config is not None and not isinstance(config, dict):
@@ -263,7 +264,7 @@ def cmd_provision(args) -> int:
     ota_key = _read_bytes(args.ota_pubkey) if args.ota_pubkey else None
     refresh_token, issued_at = _saved_refresh_token(args)
     password = _wifi_password(args.wifi_ssid)
-    iot = prov.make_iot_client(args.region)
+    iot = make_iot_client(args.region)
     with _board(args.port) as board:
         prov.provision(
             args.thing, board, iot,
