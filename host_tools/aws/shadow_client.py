@@ -48,6 +48,11 @@ class ShadowClient:
             **_local_credentials(endpoint_url),
         )
 
+    @classmethod
+    def from_args(cls, args) -> "ShadowClient":
+        """The shadow a subcommand names with --thing, --endpoint-url and --region."""
+        return cls(args.thing, args.endpoint_url, args.region)
+
     def get(self) -> dict | None:
         """The shadow document, or None when the thing has no shadow yet."""
         try:

@@ -20,6 +20,7 @@ from test_token_push import THING, TokenListener
 
 from host_tools import cli
 from host_tools.aws.iot_local import IotLocal
+from host_tools.board import commands as board_commands
 from host_tools.board import transport as board_module
 from host_tools.board.transport import BoardError
 from host_tools.common.devicepath import REPO
@@ -72,7 +73,7 @@ def boards(monkeypatch):
         return Boards.next
 
     monkeypatch.setattr(board_module.MpremoteTransport, "open", staticmethod(fake_open))
-    monkeypatch.setattr(cli, "FIRST_BOOT_S", 0.0)
+    monkeypatch.setattr(board_commands, "FIRST_BOOT_S", 0.0)
     return Boards
 
 
