@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from host_tools.broker import mosquitto_path
-from host_tools.errors import SpottyError
+from host_tools.aws.broker import mosquitto_path
+from host_tools.common.errors import SpottyError
 
 
 def _have_mosquitto() -> bool:

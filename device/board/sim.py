@@ -2,7 +2,7 @@
 # Never deployed. PIR edges come from a scenario file (SPOTTY_SIM names it) and
 # are pushed into the same ring, stamped with the tick they were due at, as the
 # real interrupt handler does. Wall-clock time starts at the scenario's clock.
-# reset() ends the process with code 3: the runner (host_tools/sim.py) starts the
+# reset() ends the process with code 3: the runner (host_tools/sim/runner.py) starts the
 # firmware again from the same flash, as a rebooting board would. With
 # SPOTTY_CUT=<name>, checkpoint(<name>) stops dead there so that the runner can
 # kill -9 the process at exactly that point (a power cut).

@@ -20,17 +20,21 @@
 #             prune    remove the files the failed version brought
 #             commit   state.json names the old version again
 #
+# Only os, log, store, core.otastate and fsutil are used: after a cut, this module
+# may be the old or the new one. fsutil.mpy sorts before ota/boot.mpy, so an update
+# installs it first and a boot.mpy resuming the swap always finds it.
 import os
 
 import log
 import store
 from core import otastate
+from fsutil import is_dir, make_dirs, remove_tree, stat_mode
 from ota.state import PUBKEY, STAGED, load, save, update
 
 JOURNAL = "ota/journal.json"
 PREVIOUS = "ota/previous"
 INSTALLED = "ota/installed.json"
-DEPLOYED = "deploy-manifest.json"  # what a deploy over USB copied (host_tools/deploy.py)
+DEPLOYED = "deploy-manifest.json"  # what a deploy over USB copied (host_tools/board/deploy.py)
 NEVER_SWAPPED = ("main.py", "boot.py")
 MAX_TRIES = 3  # resumptions of one journal; an apply that keeps failing is rolled back
 _COPY_CHUNK = 1024
@@ -289,54 +293,19 @@ def _walk_into(base, rel, found):
         return
     for name in names:
         child = rel + "/" + name if rel else name
-        if _is_dir(base + "/" + child):
+        if is_dir(base + "/" + child):
             _walk_into(base, child, found)
         elif not name.endswith(".tmp"):
             found.append(child)
 
 
-def _stat_mode(path):
-    try:
-        return os.stat(path)[0]
-    except OSError:
-        return None
-
-
 def _exists(path):
-    return _stat_mode(path) is not None
-
-
-def _is_dir(path):
-    mode = _stat_mode(path)
-    return mode is not None and bool(mode & 0x4000)
+    return stat_mode(path) is not None
 
 
 def _is_file(path):
-    mode = _stat_mode(path)
+    mode = stat_mode(path)
     return mode is not None and not mode & 0x4000
-
-
-def make_dirs(path):
-    """os.makedirs, which MicroPython lacks."""
-    prefix = ""
-    for part in path.split("/"):
-        prefix += part
-        if part and not _is_dir(prefix):
-            os.mkdir(prefix)
-        prefix += "/"
-
-
-def remove_tree(path):
-    """Remove a file or a directory with everything in it; absent is fine."""
-    mode = _stat_mode(path)
-    if mode is None:
-        return
-    if mode & 0x4000:
-        for name in os.listdir(path):
-            remove_tree(path + "/" + name)
-        os.rmdir(path)
-    else:
-        os.remove(path)
 
 
 def _no_hook(name):

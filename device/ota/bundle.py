@@ -21,8 +21,8 @@ import struct
 
 from micropython import const
 
+from fsutil import make_dirs, remove_tree
 from ota import p256
-from ota.boot import make_dirs, remove_tree  # there, as boot.py may import nothing new
 
 MAGIC = b"SPOTA\x00\x01\n"
 FORMAT = const(1)

@@ -13,6 +13,7 @@ import log
 from core import backoff, otastate
 from core import otadesired as od
 from core.ticks import ticks_add, ticks_diff
+from fsutil import remove_tree
 from net import https
 from ota import state as ota_state
 
@@ -182,8 +183,6 @@ def _verify(version):
             raise bundle.OtaError("version_mismatch", manifest["version"])
         return None
     except (OSError, bundle.OtaError) as e:
-        from ota.boot import remove_tree
-
         remove_tree(ota_state.STAGED)
         return getattr(e, "reason", "io")
 

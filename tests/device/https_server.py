@@ -5,7 +5,7 @@ import socket
 import ssl
 import threading
 
-from host_tools import pki
+from host_tools.common import pki
 
 
 class TlsServer:

@@ -8,7 +8,7 @@ import json
 import pytest
 from https_server import TlsServer, send_answer
 
-from host_tools.runtime import run_micropython
+from host_tools.sim.runtime import run_micropython
 
 PLAY_BODY = b'{"context_uri": "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"}'
 ANSWER = json.dumps({"is_playing": True, "pad": "x" * 3000}).encode()

@@ -8,7 +8,7 @@ import json
 import pytest
 from https_server import TlsServer, send_answer
 
-from host_tools.runtime import run_micropython
+from host_tools.sim.runtime import run_micropython
 
 BODY = bytes(range(256)) * 300 + b"tail"  # 76804 bytes: not a multiple of anything
 DRIVER = """

@@ -17,11 +17,11 @@ import paho.mqtt.client as paho
 import pytest
 from needs import needs_mosquitto
 
-from host_tools import broker as broker_module
-from host_tools import pki
-from host_tools.broker import SHADOW_SERVICE, Broker
-from host_tools.errors import SpottyError
-from host_tools.runtime import micropython_env, micropython_path
+from host_tools.aws import broker as broker_module
+from host_tools.aws.broker import SHADOW_SERVICE, Broker
+from host_tools.common import pki
+from host_tools.common.errors import SpottyError
+from host_tools.sim.runtime import micropython_env, micropython_path
 
 pytestmark = needs_mosquitto
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from host_tools import ota
-from host_tools.runtime import run_micropython
+from host_tools.ota import bundles as ota
+from host_tools.sim.runtime import run_micropython
 
 DRIVER = """
 from ota import boot

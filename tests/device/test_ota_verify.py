@@ -1,5 +1,5 @@
 """device/ota under the real MicroPython, against keys, signatures and bundles made on
-CPython with `cryptography` (and host_tools.ota, the bundle builder).
+CPython with `cryptography` (and host_tools.ota.bundles, the bundle builder).
 
 Every case is run in one MicroPython process per fixture; the tests then check each
 outcome. A refused bundle must leave nothing staged.
@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from host_tools import ota
-from host_tools.runtime import REPO, micropython_path, run_micropython
+from host_tools.common.devicepath import REPO
+from host_tools.ota import bundles as ota
+from host_tools.sim.runtime import micropython_path, run_micropython
 
 N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF

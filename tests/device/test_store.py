@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from host_tools.runtime import micropython_env, micropython_path, run_micropython
+from host_tools.sim.runtime import micropython_env, micropython_path, run_micropython
 
 WRITER = """
 import store

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from host_tools.runtime import run_micropython
+from host_tools.sim.runtime import run_micropython
 
 UTC = datetime.timezone.utc
 DRIVER = """

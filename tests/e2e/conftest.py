@@ -1,7 +1,7 @@
 import pytest
 
-from host_tools import sim
-from host_tools.mock_spotify import MockSpotify
+from host_tools.sim import runner as sim
+from host_tools.spotify.mock import MockSpotify
 
 BASE_CONFIG = {"spotify_device": "Bathroom", "timeout_s": 2, "motion_gap_s": 0}
 

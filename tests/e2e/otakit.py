@@ -9,8 +9,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from host_tools import deploy, ota
-from host_tools.runtime import DEVICE_DIR
+from host_tools.board import deploy
+from host_tools.common.devicepath import DEVICE_DIR
+from host_tools.ota import bundles as ota
 
 OLD = "0.1.0"
 VERSION_LINE = 'VERSION = "%s"' % OLD

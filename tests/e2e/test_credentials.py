@@ -8,9 +8,10 @@ import subprocess
 import time
 
 from conftest import api_calls
-from host_tools import sim
-from host_tools.mock_spotify import MockSpotify
-from host_tools.runtime import DEVICE_DIR, micropython_env, micropython_path
+from host_tools.common.devicepath import DEVICE_DIR
+from host_tools.sim import runner as sim
+from host_tools.sim.runtime import micropython_env, micropython_path
+from host_tools.spotify.mock import MockSpotify
 
 VISIT = [{"at": 0.5, "pir": 1}, {"at": 1.0, "pir": 0}]
 

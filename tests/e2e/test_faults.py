@@ -1,8 +1,8 @@
 """Spotify errors, bad answers and bad certificates: the firmware copes and says why."""
 
 from conftest import api_calls
-from host_tools import sim
-from host_tools.pki import CertificateAuthority
+from host_tools.common.pki import CertificateAuthority
+from host_tools.sim import runner as sim
 
 VISIT = [{"at": 0.5, "pir": 1}, {"at": 1.5, "pir": 0}]
 

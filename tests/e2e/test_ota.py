@@ -1,7 +1,7 @@
 """Firmware updates end to end: `spotty ota push` (desired.ota in the shadow, through the
 local AWS IoT stand-in and a real mosquitto), the download from a local HTTPS server,
 the reboot, the swap and the report, with the firmware running from its flash directory
-in the simulator (host_tools.sim install_firmware)."""
+in the simulator (host_tools.sim.runner install_firmware)."""
 
 import datetime
 import json
@@ -16,10 +16,12 @@ from needs import needs_mosquitto
 from otakit import OLD, ShadowWatcher, build, compiled, digest, matches, variant
 
 from conftest import api_calls, iot_target
-from host_tools import ota, ota_push, sim
-from host_tools.ota_server import OtaServer
-from host_tools.shadow_client import ShadowClient
-from host_tools.shadow_service import IotLocal
+from host_tools.aws.iot_local import IotLocal
+from host_tools.aws.shadow_client import ShadowClient
+from host_tools.ota import bundles as ota
+from host_tools.ota import push as ota_push
+from host_tools.ota.server import OtaServer
+from host_tools.sim import runner as sim
 
 pytestmark = needs_mosquitto
 NEW = "0.2.0"

@@ -9,7 +9,8 @@ import pytest
 from otakit import OLD, build, compiled, matches, stage_on_flash, variant
 
 from conftest import api_calls
-from host_tools import ota, sim
+from host_tools.ota import bundles as ota
+from host_tools.sim import runner as sim
 
 NEW = "0.2.0"
 VISIT = [{"at": 1.0, "pir": 1}, {"at": 1.5, "pir": 0}]

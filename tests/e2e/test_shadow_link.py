@@ -12,8 +12,8 @@ import pytest
 from needs import needs_mosquitto
 
 from conftest import api_calls, iot_target
-from host_tools.shadow_client import ShadowClient
-from host_tools.shadow_service import IotLocal
+from host_tools.aws.iot_local import IotLocal
+from host_tools.aws.shadow_client import ShadowClient
 
 pytestmark = needs_mosquitto
 VISIT = [{"at": 0.5, "pir": 1}, {"at": 1.5, "pir": 0}]

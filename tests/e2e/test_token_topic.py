@@ -10,10 +10,10 @@ import pytest
 from needs import needs_mosquitto
 
 from conftest import api_calls, iot_target
-from host_tools import sim
-from host_tools import spotify_login as sl
-from host_tools.shadow_client import ShadowClient
-from host_tools.shadow_service import IotLocal
+from host_tools.aws.iot_local import IotLocal
+from host_tools.aws.shadow_client import ShadowClient
+from host_tools.sim import runner as sim
+from host_tools.spotify import login as sl
 
 pytestmark = needs_mosquitto
 CLOCK = "2026-11-23T12:00:00Z"

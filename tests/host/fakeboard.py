@@ -16,8 +16,8 @@ from pathlib import Path
 from mpremote.transport import Transport as MpremoteLinkBase
 from mpremote.transport import TransportError, TransportExecError
 
-from host_tools.board import RemoteFile, sha256_hex
-from host_tools.runtime import micropython_path
+from host_tools.board.transport import RemoteFile, sha256_hex
+from host_tools.sim.runtime import micropython_path
 
 
 class FakeBoard:

@@ -1,6 +1,6 @@
 """The benchmark's bisection of the smallest working heap, with a fake session cycle."""
 
-from host_tools import bench
+from host_tools.bench import sessions as bench
 
 
 class FakeProbe:

@@ -1,6 +1,6 @@
 """The benchmark's AWS IoT arithmetic over the firmware's own counters."""
 
-from host_tools import bench_iot
+from host_tools.bench import iot as bench_iot
 
 
 def end(sent, received, connects, subscribes, pubacks):

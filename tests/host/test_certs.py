@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from host_tools.provision import ca_roots_der
-from host_tools.runtime import REPO, run_micropython
+from host_tools.aws.provision import ca_roots_der
+from host_tools.common.devicepath import REPO
+from host_tools.sim.runtime import run_micropython
 
 CERTS = REPO / "certs"
 

@@ -18,13 +18,15 @@ from needs import needs_mosquitto
 from test_spotify_login import STATE, Browser
 from test_token_push import THING, TokenListener
 
-from host_tools import board as board_module
-from host_tools import cli, ota
-from host_tools import spotify_login as sl
-from host_tools.board import BoardError
-from host_tools.mock_spotify import MockSpotify
-from host_tools.runtime import REPO
-from host_tools.shadow_service import IotLocal
+from host_tools import cli
+from host_tools.aws.iot_local import IotLocal
+from host_tools.board import commands as board_commands
+from host_tools.board import transport as board_module
+from host_tools.board.transport import BoardError
+from host_tools.common.devicepath import REPO
+from host_tools.ota import bundles as ota
+from host_tools.spotify import login as sl
+from host_tools.spotify.mock import MockSpotify
 
 CLIENT_ID = "spotty-test-client"
 SECRETS = {
@@ -71,7 +73,7 @@ def boards(monkeypatch):
         return Boards.next
 
     monkeypatch.setattr(board_module.MpremoteTransport, "open", staticmethod(fake_open))
-    monkeypatch.setattr(cli, "FIRST_BOOT_S", 0.0)
+    monkeypatch.setattr(board_commands, "FIRST_BOOT_S", 0.0)
     return Boards
 
 

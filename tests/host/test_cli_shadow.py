@@ -7,10 +7,11 @@ import threading
 import pytest
 from needs import needs_mosquitto
 
-from host_tools import cli, ota
-from host_tools.runtime import DEVICE_DIR, REPO
-from host_tools.shadow_client import ShadowClient
-from host_tools.shadow_service import IotLocal
+from host_tools import cli
+from host_tools.aws.iot_local import IotLocal
+from host_tools.aws.shadow_client import ShadowClient
+from host_tools.common.devicepath import DEVICE_DIR, REPO
+from host_tools.ota import bundles as ota
 
 pytestmark = needs_mosquitto
 THING = "cli-bath"

@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 from fakeboard import FakeBoard, UnixPortLink
 
-from host_tools import deploy as deploying
-from host_tools.board import BoardError, MpremoteTransport, sha256_hex
-from host_tools.errors import SpottyError
-from host_tools.runtime import DEVICE_DIR, micropython_path
+from host_tools.board import deploy as deploying
+from host_tools.board.transport import BoardError, MpremoteTransport, sha256_hex
+from host_tools.common.devicepath import DEVICE_DIR
+from host_tools.common.errors import SpottyError
+from host_tools.sim.runtime import micropython_path
 
 SOURCES = {
     "main.py": "import app\napp.main(None)\n",
@@ -101,7 +102,7 @@ def test_an_empty_tree_is_refused(tmp_path):
 
 
 def test_an_ota_bundle_carries_exactly_the_bytes_a_deploy_writes(device, tmp_path):
-    ota = pytest.importorskip("host_tools.ota")
+    ota = pytest.importorskip("host_tools.ota.bundles")
     board = FakeBoard()
     deploy_to(board, device)
     key, public = ota.keygen(tmp_path / "keys")
@@ -276,7 +277,7 @@ def test_soft_reset_leaves_the_raw_repl_so_main_py_runs(unix_board):
 
 
 def test_listing_lines_keep_names_with_spaces():
-    from host_tools.board import RemoteFile, parse_listing
+    from host_tools.board.transport import RemoteFile, parse_listing
 
     text = "F 3 %s my notes.txt\r\nF 0 %s core/a.mpy\r\nnoise\r\n" % ("a" * 64, "b" * 64)
     assert parse_listing(text) == {

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from host_tools import flash as flashing
-from host_tools.errors import SpottyError
+from host_tools.board import flash as flashing
+from host_tools.common.errors import SpottyError
 
 PORT = "/dev/ttyUSB0"
 

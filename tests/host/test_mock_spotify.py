@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from host_tools.mock_spotify import MockSpotify, s256
-from host_tools.runtime import REPO
+from host_tools.common.devicepath import REPO
+from host_tools.spotify.mock import MockSpotify
+from host_tools.spotify.mock_accounts import s256
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 PLAYLIST = "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"

@@ -1,5 +1,5 @@
-"""host_tools.ota on CPython: the signing key pair and bundle building (the compiling is
-host_tools.deploy's, tested in test_deploy.py)."""
+"""host_tools.ota.bundles on CPython: the signing key pair and bundle building (the compiling is
+host_tools.board.deploy's, tested in test_deploy.py)."""
 
 import hashlib
 import json
@@ -9,9 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from host_tools import deploy, ota
-from host_tools.errors import SpottyError
-from host_tools.runtime import DEVICE_DIR
+from host_tools.board import deploy
+from host_tools.common.devicepath import DEVICE_DIR
+from host_tools.common.errors import SpottyError
+from host_tools.ota import bundles as ota
 
 MAGIC = b"SPOTA\x00\x01\n"
 

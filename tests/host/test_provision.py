@@ -10,9 +10,9 @@ from cryptography.x509.oid import NameOID
 from fakeboard import FakeBoard
 from moto import mock_aws
 
-from host_tools import provision as prov
-from host_tools.errors import SpottyError
-from host_tools.runtime import micropython_path, run_micropython
+from host_tools.aws import provision as prov
+from host_tools.common.errors import SpottyError
+from host_tools.sim.runtime import micropython_path, run_micropython
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's

@@ -4,14 +4,9 @@ import json
 
 import pytest
 
-from host_tools.errors import SpottyError
-from host_tools.shadow import (
-    MAX_REQUEST_BYTES,
-    TOMBSTONE_SECONDS,
-    ShadowStore,
-    compute_delta,
-    same,
-)
+from host_tools.aws.shadow import TOMBSTONE_SECONDS, ShadowStore
+from host_tools.aws.shadow_doc import MAX_REQUEST_BYTES, compute_delta, same
+from host_tools.common.errors import SpottyError
 
 T0 = 1_700_000_000
 

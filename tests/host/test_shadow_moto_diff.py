@@ -16,8 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from host_tools.shadow import ShadowStore
-from host_tools.shadow_service import HttpApi, ShadowService
+from host_tools.aws.shadow import ShadowStore
+from host_tools.aws.shadow_http import HttpApi
+from host_tools.aws.shadow_service import ShadowService
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}

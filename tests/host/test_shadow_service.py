@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from needs import needs_mosquitto
 
-from host_tools.shadow_service import IotLocal
+from host_tools.aws.iot_local import IotLocal
 
 pytestmark = needs_mosquitto
 

@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from host_tools import spotify_login as sl
-from host_tools.errors import SpottyError
-from host_tools.mock_spotify import MockSpotify
+from host_tools.common.errors import SpottyError
+from host_tools.spotify import login as sl
+from host_tools.spotify.mock import MockSpotify
 
 CLIENT_ID = "spotty-test-client"
 CLIENT_SECRET = "c0ffee-client-secret-0000"

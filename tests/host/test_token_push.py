@@ -9,11 +9,13 @@ from botocore.exceptions import ClientError
 from needs import needs_mosquitto
 from test_shadow_service import WAIT_S, Device
 
-from host_tools import spotify_login as sl
-from host_tools.errors import SpottyError
-from host_tools.shadow import ShadowStore
-from host_tools.shadow_client import ShadowClient
-from host_tools.shadow_service import HttpApi, IotLocal, ShadowService
+from host_tools.aws.iot_local import IotLocal
+from host_tools.aws.shadow import ShadowStore
+from host_tools.aws.shadow_client import ShadowClient
+from host_tools.aws.shadow_http import HttpApi
+from host_tools.aws.shadow_service import ShadowService
+from host_tools.common.errors import SpottyError
+from host_tools.spotify import login as sl
 
 THING = "bathroom-1"
 TOKEN = sl.SpotifyToken("AQD-pushed-refresh-token", 1_760_000_000, "client", sl.SCOPES)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tools.runtime import run_micropython
+from host_tools.sim.runtime import run_micropython
 
 HERE = Path(__file__).parent
 CASE_MODULES = sorted(p.stem for p in HERE.glob("cases_*.py"))

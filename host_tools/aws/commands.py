@@ -1,0 +1,109 @@
+"""`spotty iot-local`, `config`, `stats` and `provision`."""
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..board.commands import open_board
+from ..common.cmdline import announce, read_bytes, read_json
+from ..common.errors import SpottyError
+from ..spotify import login as spotify_login
+from ..spotify.commands import saved_refresh_token
+from .shadow_client import ShadowClient
+
+WIFI_PASSWORD_ENV = "SPOTTY_WIFI_PASSWORD"
+
+
+def cmd_iot_local(args) -> int:
+    from .iot_local import serve
+
+    serve(Path(args.state_dir), args.mqtt_port, args.http_port, announce)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from . import remote_config
+
+    shadow = ShadowClient.from_args(args)
+    if args.action == "get":
+        document = shadow.get()
+        shown = json.dumps(document, indent=2) if args.json else None
+        print(shown or remote_config.render_config(document))
+        return 0
+    if args.action == "watch":
+        remote_config.watch(shadow.get, print, args.interval, args.count)
+        return 0
+    if args.action == "set":
+        wanted = remote_config.parse_assignments(args.values)
+    else:
+        wanted = remote_config.defaults_for(args.values)
+    version = shadow.set_desired(wanted)
+    print("desired config of %s updated (shadow version %d): %s" % (
+        args.thing, version, ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in wanted.items())))
+    if args.wait:
+        document = remote_config.wait_until_reported(shadow.get, wanted, args.timeout)
+        print("the device applied it:\n" + remote_config.render_config(document))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from . import remote_config
+
+    document = ShadowClient.from_args(args).get()
+    print(remote_config.render_stats(document))
+    if args.plot:
+        remote_config.plot_stats(document, args.plot)
+        print("\nplot written to %s" % args.plot)
+    return 0
+
+
+# -- provisioning ------------------------------------------------------------------
+
+
+def _wifi_password(ssid: str) -> str:
+    """From the environment (scripts) or typed without echo; empty for an open network."""
+    if WIFI_PASSWORD_ENV in os.environ:
+        return os.environ[WIFI_PASSWORD_ENV]
+    try:
+        return getpass.getpass("Wi-Fi password for %s (empty for an open network): " % ssid)
+    except EOFError as e:
+        raise SpottyError("no Wi-Fi password given (or set %s)" % WIFI_PASSWORD_ENV) from e
+
+
+def _hardware(args) -> dict | None:
+    hardware = {k: getattr(args, k) for k in ("pir_pin", "led_pin", "glitch_ms")}
+    return {k: v for k, v in hardware.items() if v is not None} or None
+
+
+def cmd_provision(args) -> int:
+    from . import provision as prov
+    from .iot_thing import make_iot_client
+
+    config = read_json(args.config) if args.config else None
+    if config is not None and not isinstance(config, dict):
+        raise SpottyError("%s: the settings must be a JSON object" % args.config)
+    ota_key = read_bytes(args.ota_pubkey) if args.ota_pubkey else None
+    refresh_token, issued_at = saved_refresh_token(args)
+    password = _wifi_password(args.wifi_ssid)
+    iot = make_iot_client(args.region)
+    with open_board(args.port) as board:
+        prov.provision(
+            args.thing, board, iot,
+            wifi_ssid=args.wifi_ssid,
+            wifi_password=password,
+            spotify_client_id=args.spotify_client_id,
+            spotify_client_secret=os.environ.get(spotify_login.CLIENT_SECRET_ENV) or None,
+            spotify_refresh_token=refresh_token,
+            spotify_token_issued_at=issued_at,
+            initial_config=config,
+            hardware=_hardware(args),
+            ota_public_key=ota_key,
+            certs_dir=Path(args.certs_dir) if args.certs_dir else prov.DEFAULT_CERTS_DIR,
+            new_certificate=args.new_certificate,
+            out=sys.stdout,
+        )
+        board.soft_reset()
+    print("soft reset: %s is starting and connects to Wi-Fi and AWS IoT" % args.thing)
+    return 0

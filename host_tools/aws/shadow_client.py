@@ -1,0 +1,103 @@
+"""The device's shadow through the AWS IoT data-plane API (boto3 `iot-data`).
+
+Real AWS by default (the account's ATS data endpoint is looked up); any endpoint
+with `endpoint_url`, e.g. the local stand-in from `spotty iot-local`.
+"""
+
+import json
+import os
+
+from ..common.errors import SpottyError
+
+
+def _boto3():
+    import boto3
+
+    return boto3
+
+
+def _local_credentials(endpoint_url: str | None) -> dict:
+    """The local stand-in checks no signature; boto3 still wants some credentials."""
+    if not endpoint_url or os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {}
+    session = _boto3().session.Session()
+    if session.get_credentials() is not None:
+        return {}
+    return {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+def _region(region: str | None) -> str:
+    return region or _boto3().session.Session().region_name or "us-east-1"
+
+
+class NoShadow(SpottyError):
+    """The thing has no shadow yet (the device has never reported)."""
+
+
+class ShadowClient:
+    def __init__(self, thing: str, endpoint_url: str | None = None, region: str | None = None):
+        from botocore.config import Config
+
+        self.thing = thing
+        region = _region(region)
+        if endpoint_url is None:
+            endpoint_url = _ats_endpoint(region)
+        self._client = _boto3().client(
+            "iot-data", endpoint_url=endpoint_url, region_name=region,
+            config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=10),
+            **_local_credentials(endpoint_url),
+        )
+
+    @classmethod
+    def from_args(cls, args) -> "ShadowClient":
+        """The shadow a subcommand names with --thing, --endpoint-url and --region."""
+        return cls(args.thing, args.endpoint_url, args.region)
+
+    def get(self) -> dict | None:
+        """The shadow document, or None when the thing has no shadow yet."""
+        try:
+            answer = self._call("get_thing_shadow", thingName=self.thing)
+        except NoShadow:
+            return None
+        return json.loads(answer["payload"].read())
+
+    def set_desired(self, config: dict) -> int:
+        """Merge `config` into desired.config; returns the new shadow version."""
+        return self.update_desired({"config": config})
+
+    def update_desired(self, sections: dict) -> int:
+        """Merge whole sections into desired, e.g. {"ota": {...}} (None deletes one);
+        returns the new shadow version."""
+        payload = json.dumps({"state": {"desired": sections}}).encode()
+        answer = self._call("update_thing_shadow", thingName=self.thing, payload=payload)
+        return json.loads(answer["payload"].read()).get("version", 0)
+
+    def _call(self, operation: str, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except NoCredentialsError as e:
+            raise SpottyError("no AWS credentials: run `aws configure` or set AWS_PROFILE") from e
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            message = e.response.get("Error", {}).get("Message", str(e))
+            kind = NoShadow if code == "ResourceNotFoundException" else SpottyError
+            raise kind("shadow of %s: %s (%s)" % (self.thing, message, code)) from e
+        except BotoCoreError as e:
+            raise SpottyError("cannot reach the AWS IoT endpoint: %s" % e) from e
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """One MQTT message through the data plane (iot-data Publish), not retained."""
+        self._call("publish", topic=topic, qos=qos, payload=payload)
+
+
+def _ats_endpoint(region: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        answer = _boto3().client("iot", region_name=region).describe_endpoint(
+            endpointType="iot:Data-ATS")
+    except (BotoCoreError, ClientError) as e:
+        raise SpottyError("cannot look up the AWS IoT endpoint: %s" % e) from e
+    return "https://" + answer["endpointAddress"]

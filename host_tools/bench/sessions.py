@@ -1,0 +1,164 @@
+"""`make bench`, sessions against the mock Spotify: figures from real runs of the firmware
+on the unix-port MicroPython.
+
+- motion-to-play latency (PIR edge to Spotify's answer to the play request), median and
+  p95 over 20+ sessions, with a warm (kept-alive) and a cold (new TLS) connection;
+- network round trips on the motion path and Spotify calls per session;
+- the smallest `-X heapsize` with which a full session cycle still works: with the
+  firmware run from source (compiled at import, which needs heap of its own), as .mpy
+  from the flash (as a board runs it), and as .mpy with the shadow link on.
+"""
+
+import itertools
+import statistics
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from ..sim import runner as sim
+from ..spotify.mock import MockSpotify
+from .workload import scenario
+
+SESSIONS = 20
+HEAP_RUNS = 2
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def run_sessions(keepalive: bool):
+    with MockSpotify(keepalive=keepalive) as mock:
+        result = sim.run(scenario(SESSIONS), sim.SpotifyTarget(mock.url, mock.ca.cert_der))
+        requests = mock.requests()
+    plays = result.named("play")
+    ends = result.named("session_end")
+    if len(plays) != SESSIONS or len(ends) != SESSIONS:
+        raise SystemExit("bench run incomplete: %d plays, %d ends\n%s" % (
+            len(plays), len(ends), "\n".join(result.console[-20:])))
+    return plays, requests
+
+
+def latency_line(label, plays):
+    values = [p["latency_ms"] for p in plays]
+    return "  %-28s median %5d ms   p95 %5d ms   (n=%d, includes the %d ms glitch filter)" % (
+        label, statistics.median(values), percentile(values, 0.95), len(values), 100)
+
+
+class HeapProbe:
+    """Runs a session cycle (boot, play, timeout, pause) under a given -X heapsize.
+
+    installed: the firmware compiled to .mpy in the flash; iot: with the shadow link
+    (single TLS), which must also bring the session's statistics to the shadow.
+    Near the limit, fragmentation makes a run succeed or fail by chance: a size
+    works if HEAP_RUNS runs in a row do."""
+
+    def __init__(self, installed: bool = False, iot: bool = False):
+        self.installed = installed
+        self.iot = iot
+        self._names = itertools.count(1)
+        self._stack = ExitStack()
+        self._local = None
+
+    def __enter__(self) -> "HeapProbe":
+        if self.iot:
+            from ..aws.iot_local import IotLocal
+
+            self._local = self._stack.enter_context(IotLocal())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def works(self, heapsize: str) -> bool:
+        return all(self._cycle(heapsize) for _ in range(HEAP_RUNS))
+
+    def _cycle(self, heapsize: str) -> bool:
+        with MockSpotify() as mock, tempfile.TemporaryDirectory() as keys:
+            target = shadow = None
+            if self._local:
+                target, shadow = self._thing(Path(keys))
+            result = sim.run(scenario(1, every=4.0 if self.iot else 3.0),
+                             sim.SpotifyTarget(mock.url, mock.ca.cert_der), heapsize=heapsize,
+                             install_firmware=self.installed, iot=target, max_reboots=0)
+            if (result.returncode != 0 or len(result.named("play")) != 1
+                    or len(result.named("session_end")) != 1 or result.named("crash")):
+                return False
+            if shadow is None:
+                return True
+            reported = (shadow.get() or {}).get("state", {}).get("reported", {})
+            return reported.get("stats", {}).get("sessions") == 1
+
+    def _thing(self, keys: Path):
+        from ..aws.shadow_client import ShadowClient
+
+        local = self._local
+        name = "heap-%d" % next(self._names)  # a new shadow each run: no stale statistics
+        files = local.issue_thing(name, keys)
+        target = sim.IotTarget(local.mqtt_host, local.mqtt_port, name,
+                               files.ca_der.read_bytes(), files.cert_der.read_bytes(),
+                               files.key_der.read_bytes(), local.endpoint_url)
+        return target, ShadowClient(name, local.endpoint_url)
+
+
+def min_heap_kb(probe: HeapProbe, low=8, high=256, margins=(4, 8)):
+    """Bisect the smallest heap (KB) with which boot, play, timeout and pause all work.
+
+    Near the limit the outcome does not grow with the heap step by step (the layout,
+    hence the fragmentation, changes with the size): a result counts only if the
+    sizes `margins` KB above it work too; else the bisection goes on above them."""
+    top = high
+    if not probe.works("%dK" % top):
+        raise SystemExit("a session cycle fails even with %d KB of heap" % top)
+    good = {top}
+    while True:
+        while high - low > 1:
+            mid = (low + high) // 2
+            if probe.works("%dK" % mid):
+                high = mid
+                good.add(mid)
+            else:
+                low = mid
+        failed = []
+        for kb in (min(top, high + m) for m in margins):
+            if kb in good or probe.works("%dK" % kb):
+                good.add(kb)
+            else:
+                failed.append(kb)
+        if not failed:
+            return high
+        low = max(failed)
+        high = min(kb for kb in good if kb > low)
+
+
+def heap_lines() -> list[str]:
+    lines = ["Smallest -X heapsize for boot + play + timeout + pause (64-bit host; objects "
+             "are smaller on the 32-bit ESP32):"]
+    for label, installed, iot in (
+            ("firmware from source (compiled on import)", False, False),
+            ("firmware as .mpy in flash (as on a board)", True, False),
+            (".mpy, with the shadow link (single TLS)", True, True)):
+        with HeapProbe(installed, iot) as probe:
+            lines.append("  %-44s %4d KB" % (label, min_heap_kb(probe)))
+    return lines
+
+
+def main() -> None:
+    print("SpottyPottySense benchmark (firmware on the unix-port MicroPython, mock Spotify "
+          "over TLS on loopback)\n")
+    warm, warm_requests = run_sessions(keepalive=True)
+    cold, _ = run_sessions(keepalive=False)
+    print("Motion-to-play latency (PIR edge -> answer to PUT /me/player/play), %d sessions:"
+          % SESSIONS)
+    print(latency_line("warm (connection kept alive)", warm[1:]))
+    print(latency_line("cold (new TLS handshake)", cold))
+    api = [r for r in warm_requests if r["path"] != "/api/token"]
+    print("\nRound trips on the motion path: %d HTTP requests (GET player, PUT play); "
+          "new TLS connections: %d warm, %d cold" % (
+              statistics.median(p["calls"] for p in warm),
+              statistics.median(p["connects"] for p in warm[1:]),
+              statistics.median(p["connects"] for p in cold)))
+    print("Spotify API calls per session: %.1f (play + pause, incl. ownership checks)"
+          % (len(api) / SESSIONS))
+    print()
+    print("\n".join(heap_lines()))
+

@@ -1,0 +1,57 @@
+"""`spotty flash` and `spotty deploy`, and opening the board a subcommand works on."""
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+
+from ..common.devicepath import DEVICE_DIR
+from .transport import Transport
+
+# After esptool resets it, a freshly flashed board boots and formats its filesystem:
+# keystrokes sent before its REPL runs are lost.
+FIRST_BOOT_S = 3.0
+
+
+@contextlib.contextmanager
+def open_board(port: str, attempts: int = 1) -> Iterator[Transport]:
+    from .transport import BoardError, MpremoteTransport
+
+    for attempt in range(1, attempts + 1):
+        try:
+            transport = MpremoteTransport.open(port)
+            break
+        except BoardError:
+            if attempt == attempts:
+                raise
+            time.sleep(FIRST_BOOT_S)
+    try:
+        yield transport
+    finally:
+        transport.close()
+
+
+def _deploy(port: str, reset: bool, attempts: int = 1) -> int:
+    from .deploy import deploy
+
+    with open_board(port, attempts) as board:
+        deploy(board, DEVICE_DIR, sys.stdout)
+        if reset:
+            board.soft_reset()
+            print("soft reset: the firmware is starting")
+    return 0
+
+
+def cmd_flash(args) -> int:
+    from .flash import flash
+
+    flash(args.port, args.firmware, args.chip, args.baud)
+    print("MicroPython is on the board; the flash was erased, so provision it again.")
+    if args.no_deploy:
+        return 0
+    time.sleep(FIRST_BOOT_S)
+    return _deploy(args.port, reset=True, attempts=2)
+
+
+def cmd_deploy(args) -> int:
+    return _deploy(args.port, reset=not args.no_reset)

@@ -1,0 +1,240 @@
+"""Signed OTA bundles: the signing key pair, building and inspecting.
+
+The byte layout is defined once, in the firmware's `ota.bundle`, and imported from there,
+so the host writes exactly what the device's streaming verifier reads. The files come from
+`board.deploy.compile_firmware`, so a bundle carries the very bytes a deploy would copy.
+"""
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.utils import CryptographyDeprecationWarning
+
+from ..board.deploy import compile_firmware
+from ..common import devicepath
+from ..common.errors import SpottyError
+from ..common.private_files import write_private
+
+PRIVATE_KEY_NAME = "ota_key.pem"
+PUBLIC_KEY_NAME = "ota_pub.bin"
+_VERSION_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_")
+
+
+def _format():
+    devicepath.install()
+    from ota import bundle
+
+    return bundle
+
+
+# --- keys -------------------------------------------------------------------------------
+
+def keygen(directory: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """Create the OTA signing key pair: a 0600 PEM private key and the device's public key
+    (64 raw bytes, X || Y). Refuses to replace an existing key unless told to: every
+    device in the field trusts it, and losing it means no more updates for them."""
+    directory = Path(directory)
+    private_path = directory / PRIVATE_KEY_NAME
+    public_path = directory / PUBLIC_KEY_NAME
+    if not overwrite:
+        for path in (private_path, public_path):
+            if path.exists():
+                raise SpottyError("%s exists; refusing to replace an OTA signing key" % path)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    write_private(private_path, pem)
+    public_path.write_bytes(public_key_bytes(key.public_key()))
+    return private_path, public_path
+
+
+def public_key_bytes(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    numbers = public_key.public_numbers()
+    return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+
+
+def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise SpottyError("cannot read the OTA signing key %s: %s" % (path, e)) from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise SpottyError("%s is not an EC P-256 private key" % path)
+    return key
+
+
+def load_public_key(path: Path) -> bytes:
+    data = _read(path, "the OTA public key")
+    if len(data) != 64:
+        raise SpottyError("%s: an OTA public key is 64 raw bytes (X || Y)" % path)
+    return data
+
+
+def sign(private_key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+    """ECDSA P-256 over sha256(message), as the raw r || s the device expects."""
+    der = private_key.sign(message, ec.ECDSA(hashes.SHA256()))
+    r, s = utils.decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def signature_valid(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    if len(signature) != 64:
+        return False
+    try:
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + public_key)
+    except ValueError:
+        return False
+    der = utils.encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    try:
+        key.verify(der, message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+# --- bundles ----------------------------------------------------------------------------
+
+def manifest_for(files: list, version: str) -> dict:
+    return {
+        "format": _format().FORMAT,
+        "version": version,
+        "files": [
+            {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for path, data in files
+        ],
+    }
+
+
+def encode(manifest_bytes: bytes, signature: bytes, contents: list) -> bytes:
+    """The bundle bytes, laid out as ota.bundle describes (no checks: tests forge with it)."""
+    return _format().header(manifest_bytes) + manifest_bytes + signature + b"".join(contents)
+
+
+def pack(files: list, version: str, private_key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A signed bundle of [(path, content)]."""
+    _check_version(version)
+    fmt = _format()
+    manifest = manifest_for(files, version)
+    try:
+        fmt.check_manifest(manifest)
+    except fmt.OtaError as e:
+        raise SpottyError(
+            "cannot bundle these files: %s %s" % (e.reason, e.detail)
+        ) from e
+    manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+    if len(manifest_bytes) > fmt.MANIFEST_MAX:
+        raise SpottyError("manifest of %d bytes is over the device's limit of %d" % (
+            len(manifest_bytes), fmt.MANIFEST_MAX))
+    return encode(manifest_bytes, sign(private_key, manifest_bytes), [d for _, d in files])
+
+
+def build(source_dir: Path, version: str, key_path: Path, out: Path,
+          ca_dir: Path | None = None) -> dict:
+    """Compile the firmware under source_dir, sign it, write the bundle to out. With
+    ca_dir, its *.der roots replace the device's CA roots (ca/) when the bundle applies.
+
+    Returns what the shadow's desired.ota needs besides the URL."""
+    private_key = load_private_key(key_path)
+    files = compile_firmware(source_dir)
+    if ca_dir is not None:
+        files.update(ca_roots(Path(ca_dir)))
+    data = pack(sorted(files.items()), version, private_key)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(out.name + ".tmp")
+    temp.write_bytes(data)
+    temp.replace(out)
+    manifest = read_manifest(out)
+    return {
+        "version": version,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "files": manifest["files"],
+    }
+
+
+def ca_roots(ca_dir: Path) -> dict[str, bytes]:
+    """ca/NAME.der -> bytes for every root in ca_dir, each checked to be a DER CA certificate."""
+    roots = {}
+    for path in sorted(ca_dir.glob("*.der")):
+        data = path.read_bytes()
+        try:
+            with warnings.catch_warnings():  # Starfield's root has serial 0: legal in 2009
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                cert = x509.load_der_x509_certificate(data)
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (ValueError, x509.ExtensionNotFound) as e:
+            raise SpottyError("%s is not a DER CA certificate: %s" % (path, e)) from e
+        if not is_ca:
+            raise SpottyError("%s is not a CA certificate" % path)
+        roots["ca/" + path.name] = data
+    if not roots:
+        raise SpottyError("no *.der CA roots in %s" % ca_dir)
+    return roots
+
+
+def split(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """(manifest bytes, signature, file contents) of a bundle; SpottyError if malformed."""
+    fmt = _format()
+    if data[:len(fmt.MAGIC)] != fmt.MAGIC:
+        raise SpottyError("not an OTA bundle (bad magic)")
+    length = int.from_bytes(data[len(fmt.MAGIC):fmt.HEADER_SIZE], "big")
+    end = fmt.HEADER_SIZE + length
+    if not 0 < length <= fmt.MANIFEST_MAX or len(data) < end + fmt.SIGNATURE_SIZE:
+        raise SpottyError("OTA bundle cut short or with a bad manifest length")
+    return data[fmt.HEADER_SIZE:end], data[end:end + fmt.SIGNATURE_SIZE], data[
+        end + fmt.SIGNATURE_SIZE:]
+
+
+def read_manifest(path: Path, public_key_path: Path | None = None) -> dict:
+    """The manifest of a bundle file. With a public key, also check the signature and
+    every file's size and hash, as the device would."""
+    fmt = _format()
+    manifest_bytes, signature, contents = split(_read(path, "the OTA bundle"))
+    try:
+        manifest = json.loads(manifest_bytes)
+        fmt.check_manifest(manifest)
+    except ValueError as e:
+        raise SpottyError("bad OTA manifest: %s" % e) from e
+    except fmt.OtaError as e:
+        raise SpottyError("bad OTA manifest: %s %s" % (e.reason, e.detail)) from e
+    if public_key_path is not None:
+        if not signature_valid(load_public_key(public_key_path), manifest_bytes, signature):
+            raise SpottyError("%s: the signature does not match this public key" % path)
+        _check_contents(manifest, contents)
+    return manifest
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise SpottyError("cannot read %s %s: %s" % (what, path, e.strerror or e)) from e
+
+
+def _check_contents(manifest: dict, contents: bytes) -> None:
+    offset = 0
+    for entry in manifest["files"]:
+        data = contents[offset:offset + entry["size"]]
+        if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise SpottyError("OTA bundle: %s is cut short or corrupt" % entry["path"])
+        offset += entry["size"]
+    if offset != len(contents):
+        raise SpottyError("OTA bundle: %d bytes after the last file" % (len(contents) - offset))
+
+
+def _check_version(version: str) -> None:
+    if not version or len(version) > 32 or not set(version) <= _VERSION_CHARS:
+        raise SpottyError("bad version %r: up to 32 of 0-9 A-Z a-z . + - _" % version)

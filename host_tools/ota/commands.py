@@ -1,0 +1,72 @@
+"""`spotty ota keygen|build|show|push|status|serve`."""
+
+from pathlib import Path
+
+from ..common.cmdline import announce
+
+
+def cmd_ota_keygen(args) -> int:
+    from . import bundles as ota
+
+    private_path, public_path = ota.keygen(Path(args.dir))
+    print("private key %s (0600): keep it safe and offline; it signs every update" %
+          private_path)
+    print("public key  %s: give it to `spotty provision --ota-pubkey`" % public_path)
+    return 0
+
+
+def cmd_ota_build(args) -> int:
+    from . import bundles as ota
+
+    info = ota.build(Path(args.source), args.version, Path(args.key), Path(args.out),
+                     Path(args.ca) if args.ca else None)
+    print("%s: version %s, %d files, %d bytes, sha256 %s" % (
+        args.out, info["version"], len(info["files"]), info["size"], info["sha256"]))
+    return 0
+
+
+def cmd_ota_push(args) -> int:
+    from . import push as ota_push
+
+    request = ota_push.push(args.thing, args.url, Path(args.bundle), args.endpoint_url,
+                            Path(args.pub) if args.pub else None, args.region)
+    print("desired.ota of %s set: version %s, %d bytes, sha256 %s" % (
+        args.thing, request["version"], request["size"], request["sha256"]))
+    print("the device downloads it when idle; follow with `spotty ota status --thing %s`"
+          % args.thing)
+    return 0
+
+
+def cmd_ota_status(args) -> int:
+    from . import push as ota_push
+
+    state = ota_push.status(args.thing, args.endpoint_url, args.region)
+    reported = state["reported"] or {}
+    print("running firmware: %s" % (state["firmware"] or "unknown"))
+    print("requested:        %s" % (state["desired"] or {}).get("version", "nothing pending"))
+    print("last update:      %s %s%s" % (
+        reported.get("version", "-"), reported.get("status", ""),
+        " (%s)" % reported["reason"] if reported.get("reason") else ""))
+    return 0
+
+
+def cmd_ota_serve(args) -> int:
+    from .server import serve
+
+    serve(Path(args.dir), args.host, args.port, Path(args.ca_dir), announce)
+    return 0
+
+
+def cmd_ota_show(args) -> int:
+    from . import bundles as ota
+
+    manifest = ota.read_manifest(Path(args.bundle), Path(args.pub) if args.pub else None)
+    print("version %s (format %d), %d files:" % (
+        manifest["version"], manifest["format"], len(manifest["files"])))
+    for entry in manifest["files"]:
+        print("  %8d  %s  %s" % (entry["size"], entry["sha256"][:16], entry["path"]))
+    if args.pub:
+        print("signature and contents: valid for %s" % args.pub)
+    else:
+        print("signature: not checked (pass --pub ota_pub.bin)")
+    return 0

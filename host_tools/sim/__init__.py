@@ -1,0 +1,1 @@
+"""The simulator: the firmware on the unix-port MicroPython, run through scenarios."""

@@ -1,0 +1,106 @@
+"""`spotty sim` and `spotty demo`: the firmware on the simulated board."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..common.cmdline import read_json
+from ..common.errors import SpottyError
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def _print_event(as_json):
+    from .narrate import describe
+
+    def show(event):
+        if as_json:
+            print(json.dumps(event), flush=True)
+        else:
+            line = describe(event)
+            if line:
+                print(line, flush=True)
+
+    return show
+
+
+def cmd_sim(args) -> int:
+    from . import runner as sim
+
+    scenario = sim.validate_scenario(read_json(args.scenario))
+    if not args.iot:
+        return _sim_spotify(args, scenario, None)
+    from ..aws.iot_local import IotLocal
+
+    with IotLocal() as iot, tempfile.TemporaryDirectory() as keys:
+        files = iot.issue_thing(args.thing, Path(keys))
+        target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, args.thing,
+                               files.ca_der.read_bytes(), files.cert_der.read_bytes(),
+                               files.key_der.read_bytes(), iot.endpoint_url)
+        code = _sim_spotify(args, scenario, target)
+        if not args.json:
+            from ..aws.remote_config import render_config
+            from ..aws.shadow_client import ShadowClient
+
+            print("\nThe shadow of %s after the run:" % args.thing)
+            print(render_config(ShadowClient(args.thing, iot.endpoint_url).get()))
+        return code
+
+
+def _sim_spotify(args, scenario, iot) -> int:
+    from ..spotify.mock import MockSpotify
+    from . import runner as sim
+
+    show = _print_event(args.json)
+    if args.spotify_url:
+        if not args.spotify_ca:
+            raise SpottyError("--spotify-url needs --spotify-ca (the server's CA, PEM or DER)")
+        # Secrets come from the environment, never the command line (ps shows it).
+        target = sim.target_from_files(
+            args.spotify_url, args.spotify_ca, args.client_id,
+            os.environ.get("SPOTIFY_CLIENT_SECRET"),
+            os.environ.get("SPOTIFY_REFRESH_TOKEN", "refresh-0"),
+        )
+        result = sim.run(scenario, target, on_event=show, iot=iot, install_firmware=args.install)
+    else:
+        with MockSpotify() as mock:
+            target = sim.SpotifyTarget(mock.url, mock.ca.cert_der)
+            result = sim.run(scenario, target, on_event=show, iot=iot,
+                             install_firmware=args.install)
+            if not args.json:
+                _print_calls(mock.requests())
+    return _finish(result)
+
+
+def cmd_demo(args) -> int:
+    from ..spotify.mock import MockSpotify
+    from . import runner as sim
+
+    scenario = sim.validate_scenario(read_json(SCENARIOS / "demo.json"))
+    print("SpottyPottySense demo: the real firmware on the unix-port MicroPython, a simulated")
+    print("PIR sensor and a local mock Spotify. Bathroom speaker, pause after 4 s without")
+    print("motion, quiet hours 22:00-07:00 (Central European Time); it is 21:59:40 there.\n")
+    with MockSpotify() as mock:
+        result = sim.run(
+            scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), on_event=_print_event(False)
+        )
+        _print_calls(mock.requests())
+    return _finish(result)
+
+
+def _print_calls(requests):
+    calls = [r for r in requests if r["path"] != "/api/token"]
+    print("\nSpotify saw %d API calls and %d token refreshes:" % (
+        len(calls), len(requests) - len(calls)))
+    for r in requests:
+        query = "&".join("%s=%s" % kv for kv in r.get("query", {}).items())
+        print("  %-4s %s%s -> %s" % (r["method"], r["path"], "?" + query if query else "",
+                                     r.get("status")))
+
+
+def _finish(result) -> int:
+    if result.returncode != 0:
+        tail = "\n".join(result.console[-20:])
+        raise SpottyError("the firmware exited with %s:\n%s" % (result.returncode, tail))
+    return 0

@@ -1,0 +1,398 @@
+"""Run the firmware under the unix-port MicroPython on the simulated board.
+
+A scenario is JSON: {"clock": "2026-11-23T07:00:00Z", "config": {...},
+"events": [{"at": 0.5, "pir": 1}, ...], "until": 12.0}. `at` counts seconds
+from the moment the firmware reports ready (a negative `at` happens during
+boot); `until` ends the run. With a shadow link (IotTarget), an event
+{"at": 5.0, "desired": {"timeout_s": 60}} sets desired config in the shadow
+through the AWS IoT data-plane API, as `spotty config set` does.
+
+Reboots: when the firmware resets the board (exit code 3), the runner starts it
+again from the same flash, up to `max_reboots` times; events of every boot go
+into one SimResult, each tagged with "boot" (1, 2, ...), and a {"ev": "reboot"}
+event marks each restart. The scenario's timeline stands still while the board
+is down: `at`, `until` and the clock count the time the firmware has been up
+since its "ready", summed over boots (a visit is not missed because the board
+rebooted, and `until` bounds the time spent running, not rebooting). A PIR
+level still high at a reboot is seen again during the next boot. `desired`
+events count wall-clock seconds from the first ready.
+
+With install_firmware, the firmware is compiled (as `spotty deploy` would) into
+the flash directory and run from there, so an update's file swap is real.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..common import devicepath
+from ..common.devicepath import DEVICE_DIR
+from ..common.errors import SpottyError
+from ..common.pki import pem_or_der_to_der
+from .runtime import micropython_env, micropython_path
+
+BOOT_ALLOWANCE_S = 60
+REBOOT_ALLOWANCE_S = 20
+MAX_REBOOTS = 8
+RESET_EXIT = 3  # the sim board's reset()
+
+
+@dataclass
+class SpotifyTarget:
+    """A Spotify-compatible server the firmware should talk to."""
+
+    url: str
+    ca_der: bytes
+    client_id: str = "spotty-test-client"
+    client_secret: str | None = None
+    refresh_token: str = "refresh-0"
+
+
+@dataclass
+class IotTarget:
+    """An AWS IoT endpoint (or the local stand-in) and the thing's credentials."""
+
+    host: str
+    port: int
+    thing: str
+    ca_der: bytes
+    cert_der: bytes
+    key_der: bytes
+    endpoint_url: str | None = None  # data-plane HTTP API, for "desired" events
+
+
+@dataclass
+class SimResult:
+    events: list = field(default_factory=list)
+    console: list = field(default_factory=list)  # non-event lines (tracebacks, prints)
+    returncode: int | None = None
+    ready_at: float | None = None  # time.monotonic() when the firmware first said ready
+    boots: int = 0
+
+    def named(self, name, boot=None):
+        return [e for e in self.events
+                if e.get("ev") == name and (boot is None or e.get("boot") == boot)]
+
+
+def parse_clock(text: str) -> int:
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError) as e:
+        raise SpottyError("scenario clock %r is not an ISO 8601 time: %s" % (text, e)) from e
+    if moment.tzinfo is None:
+        raise SpottyError("scenario clock %r needs a zone, e.g. a trailing Z for UTC" % text)
+    return int(moment.timestamp())
+
+
+def validate_scenario(scenario) -> dict:
+    """Check a scenario and return it normalised; raise SpottyError naming the problem."""
+    devicepath.install()
+    from core import config as config_schema
+
+    if not isinstance(scenario, dict):
+        raise SpottyError("a scenario is a JSON object")
+    unknown = set(scenario) - {"clock", "config", "events", "until", "device"}
+    if unknown:
+        raise SpottyError("unknown scenario keys: %s" % ", ".join(sorted(unknown)))
+    accepted, refused = config_schema.validate(scenario.get("config", {}))
+    if refused:
+        raise SpottyError(
+            "scenario config refused: "
+            + "; ".join("%s: %s" % item for item in sorted(refused.items()))
+        )
+    until = scenario.get("until")
+    if not isinstance(until, (int, float)) or until <= 0:
+        raise SpottyError("scenario `until` must be a positive number of seconds")
+    events = scenario.get("events", [])
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("at"), (int, float)):
+            raise SpottyError("each event needs a numeric `at`: %r" % (event,))
+        if "desired" in event:
+            if not isinstance(event["desired"], dict) or "pir" in event:
+                raise SpottyError("event %r: `desired` must be an object of settings" % (event,))
+        elif event.get("pir") not in (0, 1):
+            raise SpottyError("event %r: `pir` must be 0 or 1" % (event,))
+    return {
+        "clock_utc": parse_clock(scenario.get("clock", "2026-01-01T12:00:00Z")),
+        "config": accepted,
+        "events": events,
+        "until": float(until),
+        "device": scenario.get("device", {}),
+    }
+
+
+def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
+                  iot: IotTarget | None = None) -> None:
+    """Lay out the device's flash as provisioning would, plus the scenario for the sim board."""
+    (flash / "ca").mkdir(parents=True, exist_ok=True)
+    (flash / "ca" / "spotify.der").write_bytes(target.ca_der)
+    secrets = {
+        "wifi_ssid": "sim-wifi",
+        "wifi_password": "sim-password",
+        "spotify_client_id": target.client_id,
+        "spotify_api_url": target.url,
+        "spotify_accounts_url": target.url,
+    }
+    if target.client_secret:
+        secrets["spotify_client_secret"] = target.client_secret
+    if iot:
+        secrets.update(thing_name=iot.thing, iot_endpoint=iot.host, iot_port=iot.port)
+        (flash / "ca" / "iot.der").write_bytes(iot.ca_der)
+        (flash / "iot").mkdir(exist_ok=True)
+        (flash / "iot" / "cert.der").write_bytes(iot.cert_der)
+        (flash / "iot" / "key.der").write_bytes(iot.key_der)
+    files = {
+        "secrets.json": secrets,
+        "token.json": {"refresh_token": target.refresh_token, "issued_at": scenario["clock_utc"]},
+        "config.json": scenario["config"],
+        "device.json": scenario["device"],
+        "sim.json": {"clock_utc": scenario["clock_utc"], "until": scenario["until"],
+                     "events": [e for e in scenario["events"] if "pir" in e]},
+    }
+    for name, content in files.items():
+        (flash / name).write_text(json.dumps(content))
+
+
+def run(scenario: dict, target: SpotifyTarget, *, flash: Path | None = None,
+        on_event=None, heapsize: str | None = None, iot: IotTarget | None = None,
+        settings: dict | None = None, install_firmware: bool | Path = False,
+        files: dict | None = None, max_reboots: int = MAX_REBOOTS,
+        cut: str | None = None) -> SimResult:
+    """Run a validated scenario to its end; events stream to on_event as they come.
+    `settings` go into device.json over the scenario's `device` (e.g. single_tls).
+    install_firmware: True (device/) or a firmware source directory to compile into
+    the flash and run from there. files: {path on flash: bytes} laid on top, e.g.
+    the OTA public key ota/pub.bin or another CA root in ca/. cut: a checkpoint
+    name (see ota/boot.py) at which the power is cut once (kill -9), then restored."""
+    own_flash = flash is None
+    flash = Path(tempfile.mkdtemp(prefix="spotty-flash-")) if own_flash else flash
+    if settings:
+        scenario = dict(scenario, device=dict(scenario["device"], **settings))
+    desired = [e for e in scenario["events"] if "desired" in e]
+    if desired and not (iot and iot.endpoint_url):
+        raise SpottyError("`desired` events need the shadow link (spotty sim --iot)")
+    try:
+        prepare_flash(flash, scenario, target, iot)
+        if install_firmware:
+            source = DEVICE_DIR if install_firmware is True else Path(install_firmware)
+            install(flash, source)
+        for rel, data in (files or {}).items():
+            (flash / rel).parent.mkdir(parents=True, exist_ok=True)
+            (flash / rel).write_bytes(data)
+        schedule = _DesiredSchedule(iot, desired) if desired else None
+        runner = _Runner(flash, bool(install_firmware), on_event, heapsize, schedule,
+                         max_reboots, cut)
+        return runner.run(scenario["until"] + BOOT_ALLOWANCE_S)
+    finally:
+        if own_flash:
+            shutil.rmtree(flash, ignore_errors=True)
+
+
+_compiled: dict[str, dict[str, bytes]] = {}
+
+
+def install(flash: Path, source: Path = DEVICE_DIR) -> list[str]:
+    """Put the compiled firmware (and the sim board, which a deploy leaves out) on flash."""
+    from ..board.deploy import compile_firmware
+
+    source = Path(source)
+    files = sorted(p for p in source.rglob("*.py") if "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
+    key = digest.hexdigest()
+    if key not in _compiled:
+        with tempfile.TemporaryDirectory(prefix="spotty-build-") as tmp:
+            built = compile_firmware(source, Path(tmp) / "fw")
+            sim_board = source / "board" / "sim.py"
+            out = Path(tmp) / "sim.mpy"
+            result = subprocess.run(
+                [_mpy_cross(), "-s", "board/sim.py", "-o", str(out), str(sim_board)],
+                capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SpottyError("mpy-cross failed on board/sim.py:\n" + result.stderr)
+            built["board/sim.mpy"] = out.read_bytes()
+        _compiled[key] = built
+    for rel, data in _compiled[key].items():
+        target = flash / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return sorted(_compiled[key])
+
+
+def _mpy_cross() -> str:
+    from ..board.deploy import mpy_cross_path
+
+    return mpy_cross_path()
+
+
+class _DesiredSchedule:
+    """Sets desired config at the scenario's times, counted from the firmware's ready."""
+
+    def __init__(self, iot: IotTarget, events: list):
+        from ..aws.shadow_client import ShadowClient
+
+        self._client = ShadowClient(iot.thing, iot.endpoint_url)
+        self._events = sorted(events, key=lambda e: e["at"])
+        self._timers: list[threading.Timer] = []
+
+    def start(self) -> None:
+        for event in self._events:
+            timer = threading.Timer(max(0.0, event["at"]), self._client.set_desired,
+                                    (event["desired"],))
+            timer.daemon = True
+            timer.start()
+            self._timers.append(timer)
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+
+class _Runner:
+    """Runs the firmware, and again after each reset or power cut, until the end."""
+
+    def __init__(self, flash: Path, installed: bool, on_event, heapsize, schedule,
+                 max_reboots: int, cut: str | None):
+        self.flash = flash
+        self.installed = installed
+        self.on_event = on_event
+        self.heapsize = heapsize
+        self.schedule = schedule
+        self.max_reboots = max_reboots
+        self.cut = cut
+        self.result = SimResult()
+
+    def _command(self) -> tuple[list[str], dict]:
+        cmd = [micropython_path()]
+        if self.heapsize:
+            cmd += ["-X", "heapsize=%s" % self.heapsize]
+        if self.installed:
+            cmd.append("main.py")  # from the flash, as the board runs it
+            env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(self.flash), ".frozen"]))
+        else:
+            cmd.append(str(DEVICE_DIR / "main.py"))
+            env = micropython_env()
+        env["SPOTTY_SIM"] = str(self.flash / "sim.json")
+        env.pop("SPOTTY_CUT", None)
+        if self.cut:
+            env["SPOTTY_CUT"] = self.cut
+        return cmd, env
+
+    def run(self, limit_s: float) -> SimResult:
+        result = self.result
+        deadline = time.monotonic() + limit_s
+        try:
+            while True:
+                result.boots += 1
+                code, up_s = self._boot(deadline)
+                if code == RESET_EXIT or code == "cut":
+                    if result.boots > self.max_reboots or time.monotonic() >= deadline:
+                        result.returncode = RESET_EXIT if code == "cut" else code
+                        return result
+                    if not _advance_timeline(self.flash / "sim.json", up_s):
+                        result.returncode = 0  # the scenario ended with the reboot
+                        return result
+                    deadline += REBOOT_ALLOWANCE_S
+                    self._emit({"ev": "reboot", "why": "power_cut" if code == "cut" else "reset"},
+                               result.boots + 1)
+                    continue
+                result.returncode = code
+                return result
+        finally:
+            if self.schedule:
+                self.schedule.cancel()
+
+    def _boot(self, deadline: float):
+        """Run one boot; (exit code or "cut", seconds it was up since ready)."""
+        cmd, env = self._command()
+        proc = subprocess.Popen(cmd, cwd=self.flash, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), proc.kill)
+        timer.start()
+        ready_at = None
+        up_s = 0.0
+        cut = False
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                event = _as_event(line)
+                if event is None:
+                    self.result.console.append(line)
+                    continue
+                if event["ev"] == "ready":
+                    ready_at = time.monotonic()
+                    if self.result.ready_at is None:
+                        self.result.ready_at = ready_at
+                        if self.schedule:
+                            self.schedule.start()
+                elif event["ev"] == "reset":
+                    up_s = event.get("uptime_ms", 0) / 1000
+                elif event["ev"] == "cut":
+                    os.kill(proc.pid, signal.SIGKILL)  # the power cut, at exactly that point
+                    cut = True
+                    self.cut = None  # power comes back for good
+                    up_s = time.monotonic() - ready_at if ready_at else 0.0
+                self._emit(event, self.result.boots)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return ("cut" if cut else code), up_s
+
+    def _emit(self, event: dict, boot: int) -> None:
+        event["boot"] = boot
+        self.result.events.append(event)
+        if self.on_event:
+            self.on_event(event)
+
+
+def _advance_timeline(sim_json: Path, up_s: float) -> bool:
+    """Move the scenario on by the time the board was up; False if nothing is left."""
+    scenario = json.loads(sim_json.read_text())
+    until = scenario["until"] - up_s
+    if until <= 0:
+        return False
+    level = 0
+    events = []
+    for event in sorted(scenario["events"], key=lambda e: e["at"]):
+        at = event["at"] - up_s
+        if at < 0:
+            level = event["pir"]  # happened while up; only the level is left of it
+        else:
+            events.append(dict(event, at=at))
+    if level:
+        events.insert(0, {"at": -0.001, "pir": 1})  # still there during the next boot
+    scenario.update(clock_utc=scenario["clock_utc"] + int(up_s), until=until, events=events)
+    sim_json.write_text(json.dumps(scenario))
+    return True
+
+
+def _as_event(line: str):
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "ev" in event else None
+
+
+def target_from_files(url: str, ca_file: str, client_id: str, client_secret: str | None,
+                      refresh_token: str) -> SpotifyTarget:
+    try:
+        ca = pem_or_der_to_der(Path(ca_file).read_bytes())
+    except (OSError, ValueError) as e:
+        raise SpottyError("cannot use %s as a CA certificate: %s" % (ca_file, e)) from e
+    return SpotifyTarget(url.rstrip("/"), ca, client_id, client_secret, refresh_token)

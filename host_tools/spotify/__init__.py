@@ -1,0 +1,1 @@
+"""Spotify: the PKCE login, and the mock Web API and accounts service."""
