@@ -21,7 +21,15 @@ def _device(device_id: str, name: str) -> dict:
             "supports_volume": True}
 
 
-DEFAULT_DEVICES = (_device("dev-bathroom-1", "Bathroom"), _device("dev-kitchen-1", "Kitchen"))
+# A household's speakers, as Spotify lists them: ours, another speaker, and the phones and
+# computers that appear while their apps are open.
+DEFAULT_DEVICES = (
+    _device("dev-bathroom-1", "Bathroom"), _device("dev-kitchen-1", "Kitchen"),
+    dict(_device("dev-tv-1", "Living Room TV"), type="TV", volume_percent=20),
+    dict(_device("dev-phone-1", "Alice's iPhone"), type="Smartphone", volume_percent=100,
+         supports_volume=False),
+    dict(_device("dev-web-1", "Web Player (Chrome)"), type="Computer", volume_percent=100),
+)
 _DEVICE_DEFAULTS = {"type": "Speaker", "is_private_session": False, "is_restricted": False,
                     "volume_percent": 50, "supports_volume": True}
 
@@ -78,15 +86,44 @@ def _context_json(uri: str) -> dict:
             "external_urls": {"spotify": "https://open.spotify.com/%s/%s" % (kind, item_id)}}
 
 
+# Where a catalogue item is available: Spotify lists every market (some 185) when the
+# request names none, which is most of a player state's size.
+MARKETS = (
+    "AD AE AG AL AM AO AR AT AU AZ BA BB BD BE BF BG BH BI BJ BN BO BR BS BT BW BY BZ CA CD CG "
+    "CH CI CL CM CO CR CV CW CY CZ DE DJ DK DM DO DZ EC EE EG ES ET FI FJ FM FR GA GB GD GE GH "
+    "GM GN GQ GR GT GW GY HK HN HR HT HU ID IE IL IN IQ IS IT JM JO JP KE KG KH KI KM KN KR KW "
+    "KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MG MH MK ML MN MO MR MT MU MV MW MX MY MZ "
+    "NA NE NG NI NL NO NP NR NZ OM PA PE PG PH PK PL PR PS PT PW PY QA RO RS RW SA SB SC SE SG "
+    "SI SK SL SM SN SR ST SV SZ TD TG TH TJ TL TN TO TR TT TV TW TZ UA UG US UY UZ VC VE VN VU "
+    "WS XK ZA ZM ZW").split()
+
+
+def _links(kind: str, item_id: str) -> dict:
+    return {"external_urls": {"spotify": "https://open.spotify.com/%s/%s" % (kind, item_id)},
+            "href": "https://api.spotify.com/v1/%ss/%s" % (kind, item_id),
+            "id": item_id, "type": kind, "uri": "spotify:%s:%s" % (kind, item_id)}
+
+
+def _images(image_id: str) -> list:
+    return [{"height": size, "width": size,
+             "url": "https://i.scdn.co/image/ab67616d0000%04x%s" % (size, image_id)}
+            for size in (640, 300, 64)]
+
+
 def _track_json(uri: str) -> dict:
+    """A full track object, as GET /me/player gives it without a market (about 4 KB)."""
     track_id = uri.rsplit(":", 1)[-1]
-    return {
-        "type": "track", "id": track_id, "uri": uri, "name": "Mock Track %s" % track_id[:6],
-        "duration_ms": TRACK_MS, "explicit": False, "is_local": False, "popularity": 50,
-        "href": "https://api.spotify.com/v1/tracks/" + track_id,
-        "artists": [{"type": "artist", "name": "Mock Artist", "uri": "spotify:artist:mock"}],
-        "album": {"type": "album", "name": "Mock Album", "uri": "spotify:album:mock"},
-    }
+    seed = hashlib.sha256(track_id.encode()).hexdigest()
+    artist = dict(_links("artist", seed[:22]), name="Mock Artist")
+    album = dict(_links("album", seed[22:44]), album_type="album", total_tracks=12,
+                 available_markets=list(MARKETS), images=_images(seed[:24]),
+                 name="Mock Album", release_date="2019-05-17", release_date_precision="day",
+                 artists=[artist])
+    return dict(_links("track", track_id), name="Mock Track %s" % track_id[:6],
+                album=album, artists=[artist], available_markets=list(MARKETS),
+                disc_number=1, duration_ms=TRACK_MS, explicit=False,
+                external_ids={"isrc": "USMK1%07d" % (int(seed[:6], 16) % 10**7)},
+                is_local=False, popularity=50, preview_url=None, track_number=3)
 
 
 class MockWebApi:

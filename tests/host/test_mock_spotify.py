@@ -276,12 +276,29 @@ def test_nothing_active_at_first(client):
     assert (status, body) == (204, b"")
     status, answer = client.json("GET", "/v1/me/player/devices")
     assert status == 200
-    assert [(d["id"], d["name"], d["is_active"]) for d in answer["devices"]] == [
-        ("dev-bathroom-1", "Bathroom", False), ("dev-kitchen-1", "Kitchen", False)]
+    assert [(d["id"], d["name"], d["type"], d["is_active"]) for d in answer["devices"]] == [
+        ("dev-bathroom-1", "Bathroom", "Speaker", False),
+        ("dev-kitchen-1", "Kitchen", "Speaker", False),
+        ("dev-tv-1", "Living Room TV", "TV", False),
+        ("dev-phone-1", "Alice's iPhone", "Smartphone", False),
+        ("dev-web-1", "Web Player (Chrome)", "Computer", False)]
     status, answer = client.json("PUT", "/v1/me/player/play")
     assert status == 404 and answer["error"]["reason"] == "NO_ACTIVE_DEVICE"
     status, answer = client.json("PUT", "/v1/me/player/pause")
     assert status == 404 and answer["error"]["reason"] == "NO_ACTIVE_DEVICE"
+
+
+def test_player_state_is_full_size(mock, client):
+    """GET /me/player carries a whole track object, as Spotify sends it without a market:
+    album with images and markets, artists, ids. The firmware must read it at that size."""
+    mock.set_playback("dev-bathroom-1", is_playing=True, context_uri=PLAYLIST)
+    status, _, body = client.call("GET", "/v1/me/player")
+    assert status == 200 and 3500 <= len(body) <= 6000, len(body)
+    item = json.loads(body)["item"]
+    assert [i["width"] for i in item["album"]["images"]] == [640, 300, 64]
+    assert len(item["available_markets"]) > 150 and "SE" in item["album"]["available_markets"]
+    assert item["artists"][0]["uri"].startswith("spotify:artist:")
+    assert item["uri"] == "spotify:track:" + item["id"]
 
 
 def test_play_pause_resume(mock, client):
@@ -351,8 +368,8 @@ def test_volume(mock, client):
     assert client.call("PUT", "/v1/me/player/volume?volume_percent=35")[0] == 204
     target = "/v1/me/player/volume?volume_percent=70&device_id=dev-kitchen-1"
     assert client.call("PUT", target)[0] == 204
-    assert {d["id"]: d["volume_percent"] for d in mock.devices()} == {
-        "dev-bathroom-1": 35, "dev-kitchen-1": 70}
+    volumes = {d["id"]: d["volume_percent"] for d in mock.devices()}
+    assert (volumes["dev-bathroom-1"], volumes["dev-kitchen-1"], volumes["dev-tv-1"]) == (35, 70, 20)
     for bad in ("101", "-1", "loud"):
         assert client.call("PUT", "/v1/me/player/volume?volume_percent=" + bad)[0] == 400
     assert client.call("PUT", "/v1/me/player/volume")[0] == 400
@@ -550,7 +567,7 @@ def test_chunked_bodies():
         status, response, body = client.call("GET", "/v1/me/player/devices")
         assert status == 200 and response.getheader("Transfer-Encoding") == "chunked"
         assert response.getheader("Content-Length") is None
-        assert len(json.loads(body)["devices"]) == 2
+        assert len(json.loads(body)["devices"]) == len(mock.devices()) == 5
         assert client.call("PUT", PLAY, {"context_uri": PLAYLIST})[0] == 204  # 204: no body
         raw = raw_exchange(mock, get_player_raw(client.token))
         head, _, framed = raw.partition(b"\r\n\r\n")
