@@ -21,7 +21,7 @@ from .ota.commands import (
     cmd_ota_show,
     cmd_ota_status,
 )
-from .sim.commands import cmd_demo, cmd_sim
+from .sim.commands import cmd_demo, cmd_sim, heapsize_arg
 from .spotify import login as spotify_login
 from .spotify.commands import cmd_mock_spotify, cmd_spotify_login
 
@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--install", action="store_true",
                    help="compile the firmware into the simulated flash and run it from there, "
                    "as on a board (.mpy; OTA swaps real files)")
+    p.add_argument("--heapsize", type=heapsize_arg, metavar="SIZE",
+                   help="run under this GC heap, e.g. 88K, and say whether the firmware ran out "
+                   "of memory (use a 32-bit interpreter via SPOTTY_MICROPYTHON for ESP32 figures)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("demo", help="a short demo on the simulator")

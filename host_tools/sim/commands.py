@@ -1,14 +1,29 @@
 """`spotty sim` and `spotty demo`: the firmware on the simulated board."""
 
+import argparse
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from ..common.cmdline import read_json
 from ..common.errors import SpottyError
+from .runtime import micropython_path
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def heapsize_arg(text: str) -> str:
+    """A MicroPython `-X heapsize` value: bytes, or K/M multiples (88K, 1M)."""
+    match = re.fullmatch(r"(\d+)([KkMm]?)", text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError("%r is not a heap size such as 88K or 1M" % text)
+    number, unit = match.groups()
+    kb = int(number) * {"": 1 / 1024, "k": 1, "m": 1024}[unit.lower()]
+    if kb < 16:
+        raise argparse.ArgumentTypeError("%s is too small for MicroPython to start" % text)
+    return number + unit.upper()
 
 
 def _print_event(as_json):
@@ -62,15 +77,29 @@ def _sim_spotify(args, scenario, iot) -> int:
             os.environ.get("SPOTIFY_CLIENT_SECRET"),
             os.environ.get("SPOTIFY_REFRESH_TOKEN", "refresh-0"),
         )
-        result = sim.run(scenario, target, on_event=show, iot=iot, install_firmware=args.install)
+        result = sim.run(scenario, target, on_event=show, iot=iot, install_firmware=args.install,
+                         heapsize=args.heapsize)
     else:
         with MockSpotify() as mock:
             target = sim.SpotifyTarget(mock.url, mock.ca.cert_der)
             result = sim.run(scenario, target, on_event=show, iot=iot,
-                             install_firmware=args.install)
+                             install_firmware=args.install, heapsize=args.heapsize)
             if not args.json:
                 _print_calls(mock.requests())
+    if args.heapsize:
+        _judge_heap(args.heapsize, result, quiet=args.json)
     return _finish(result)
+
+
+def _judge_heap(heapsize: str, result, quiet: bool) -> None:
+    """Under a heap budget, running out of memory anywhere fails the run, said plainly."""
+    texts = result.console + [e.get("error", "") for e in result.named("crash")]
+    if any("MemoryError" in text for text in texts):
+        tail = "\n".join(result.console[-12:])
+        raise SpottyError("the firmware ran out of memory with a %s heap:\n%s" % (heapsize, tail))
+    if not quiet:
+        print("\nThe firmware ran within a %s GC heap (interpreter: %s)." % (
+            heapsize, micropython_path()))
 
 
 def cmd_demo(args) -> int:

@@ -369,7 +369,7 @@ def test_volume(mock, client):
     target = "/v1/me/player/volume?volume_percent=70&device_id=dev-kitchen-1"
     assert client.call("PUT", target)[0] == 204
     volumes = {d["id"]: d["volume_percent"] for d in mock.devices()}
-    assert (volumes["dev-bathroom-1"], volumes["dev-kitchen-1"], volumes["dev-tv-1"]) == (35, 70, 20)
+    assert [volumes[d] for d in ("dev-bathroom-1", "dev-kitchen-1", "dev-tv-1")] == [35, 70, 20]
     for bad in ("101", "-1", "loud"):
         assert client.call("PUT", "/v1/me/player/volume?volume_percent=" + bad)[0] == 400
     assert client.call("PUT", "/v1/me/player/volume")[0] == 400
