@@ -355,6 +355,8 @@ def main(board, settings, boot=None):
             log.event("crash", error=repr(e), crashes=crashes)
             sys.print_exception(e)
             ota_state.crashed()  # across resets too: repeated crashes mean safe mode
-            if crashes >= MAX_CRASHES:
+            # Out of memory, a restart in place would start beside what the old App
+            # still holds (tasks, the PIR handler): only a reset gives a clean heap.
+            if crashes >= MAX_CRASHES or isinstance(e, MemoryError):
                 board.reset()
             asyncio.new_event_loop()

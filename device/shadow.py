@@ -19,7 +19,6 @@
 # keeps such messages for the session while the link is down (e.g. during a
 # Spotify call), and nothing else would bring them back.
 import asyncio
-import json
 import random
 from time import ticks_diff, ticks_ms
 
@@ -29,7 +28,6 @@ import log
 from core import backoff, shadowdoc
 from net.mqtt import MqttError
 
-_MAX_MESSAGE = const(8192)  # an AWS shadow document is at most 8 KB of state
 _RECEIVE_MS = const(1000)
 _RETRY_BASE_MS = const(1000)
 _RETRY_CAP_MS = const(300000)
@@ -46,6 +44,7 @@ class ShadowLink:
         answer_ota(desired ota) -> shadow state to send, or None;
         on_up() once the link is subscribed; on_message(topic, payload) for `topics`."""
         self.client = client
+        client.sink = self._sink  # shadow answers stream through the field scanner
         self.thing = thing
         self._topic = "$aws/things/" + thing + "/shadow/"
         self._answer_desired = answer_desired
@@ -126,6 +125,9 @@ class ShadowLink:
 
     # -- the link -----------------------------------------------------------
 
+    def _sink(self, topic):
+        return None if topic in self._topics else shadowdoc.Message()
+
     async def _session(self):
         client = self.client
         await client.connect(clean=False)
@@ -170,7 +172,7 @@ class ShadowLink:
         suffix = topic[len(self._topic):] if topic.startswith(self._topic) else topic
         if suffix not in _ANSWERS:
             return  # e.g. a topic a kept session holds from an earlier firmware version
-        doc, problem = shadowdoc.parse(payload)
+        doc, problem = payload.result()
         if problem:
             log.event("error", error="shadow_message", detail=problem, topic=suffix)
             return
@@ -232,10 +234,9 @@ class ShadowLink:
             self._due.discard(name)
 
     async def _publish(self, suffix, document):
-        payload = json.dumps(document).encode()
-        await self.client.publish(self._topic + suffix, payload, 1)
+        size = await self.client.publish_json(self._topic + suffix, document)
         self.sent += 1
-        self.bytes_out += len(payload)
+        self.bytes_out += size
 
     def _count_in(self, payload):
         self.received += 1

@@ -13,17 +13,41 @@ _FIELDS = ("version", "code", "message", "state.delta", "state.desired.config",
            "state.desired.ota", "state.config", "state.ota")
 
 
-def parse(payload):
-    """(fields, None) or (None, reason) for an incoming shadow message; fields maps
-    paths such as "state.desired.config" to what the message holds there."""
-    if payload.lstrip()[:1] != b"{":
-        return None, "not a JSON object"
-    scanner = Scanner(_FIELDS)
-    try:
-        scanner.feed(payload)
-        return scanner.close(), None
-    except (ValueError, UnicodeError):
-        return None, "not JSON"
+class Message:
+    """An incoming shadow message, fed piece by piece as it is read (never whole):
+    result() is (fields, None), fields mapping paths such as "state.desired.config"
+    to what the message holds there, or (None, reason). len() is its size in bytes."""
+
+    def __init__(self):
+        self._scanner = Scanner(_FIELDS)
+        self._started = False
+        self._problem = None
+
+    def __len__(self):
+        return self._scanner.size
+
+    def feed(self, piece):
+        if self._problem:
+            self._scanner.size += len(piece)
+            return
+        if not self._started:
+            start = bytes(piece).lstrip()[:1]
+            if start:
+                self._started = True
+                if start != b"{":
+                    self._problem = "not a JSON object"
+        try:
+            self._scanner.feed(piece)
+        except (ValueError, UnicodeError):
+            self._problem = self._problem or "not JSON"
+
+    def result(self):
+        if not self._problem:
+            try:
+                return self._scanner.close(), None
+            except ValueError:
+                self._problem = "not a JSON object" if not self._started else "not JSON"
+        return None, self._problem
 
 
 def wanted(doc, source, section="config"):

@@ -30,8 +30,12 @@ class MqttError(Exception):
 
 class Client(Connection):
     def __init__(self, host, port, client_id, ssl_context, keepalive_s=60, max_message=4096,
-                 timeout_ms=10000, inbox_max=4):
+                 timeout_ms=10000, inbox_max=4, sink=None):
+        """sink(topic): None to receive a message's payload as bytes, or an object whose
+        feed(piece) takes the payload piece by piece as it is read (it must not raise),
+        received in its place: a large message then needs no buffer of its size."""
         super().__init__(host, port, ssl_context, timeout_ms, MqttError)
+        self.sink = sink
         self.client_id = client_id
         self.keepalive_s = keepalive_s
         self.max_message = max_message  # payload bytes; larger messages are skipped
@@ -115,6 +119,13 @@ class Client(Connection):
         packet_id = self._new_packet_id()
         head = wire.publish_head(topic, len(payload), qos, retain, packet_id)
         await self._exchange(packet_id, head, "PUBACK", payload)
+
+    async def publish_json(self, topic, document):
+        """Publishes document as JSON at QoS 1; returns the payload's size in bytes."""
+        packet_id = self._new_packet_id()
+        packet, size = wire.publish_json(topic, document, 1, False, packet_id)
+        await self._exchange(packet_id, packet, "PUBACK")
+        return size
 
     async def receive(self, timeout_ms=None):
         """(topic, payload) of the next message, or None after timeout_ms (None: no limit)."""
@@ -293,10 +304,14 @@ class Client(Connection):
         await self._fill(memoryview(data), what)
         return data
 
-    async def _discard(self, size):
+    async def _discard(self, size, feed=None):
+        """Reads size bytes through the scratch buffer, handing each piece to feed()."""
         while size:
             n = min(size, _SCRATCH)
-            await self._fill(self._view[:n], "discard")
+            piece = self._view[:n]
+            await self._fill(piece, "payload")
+            if feed:
+                feed(piece)
             size -= n
 
     async def _on_publish(self, first, remaining):
@@ -313,18 +328,24 @@ class Client(Connection):
         except ValueError as e:
             raise self._fail("protocol", str(e))
         keep = topic_len <= _TOPIC_MAX and size <= self.max_message
-        topic = None
+        topic = payload = None
         if keep:
-            topic = await self._read_bytes(topic_len, "topic")
+            try:
+                topic = (await self._read_bytes(topic_len, "topic")).decode()
+            except UnicodeError:
+                raise self._fail("protocol", "topic is not UTF-8")
         else:
             await self._discard(topic_len)
         packet_id = 0
         if qos:
             await self._fill(self._view[:2], "packet id")
             packet_id = wire.read_u16(self._scratch)
-        payload = None
         if keep:
-            payload = await self._read_bytes(size, "payload")
+            payload = self.sink(topic) if self.sink else None
+            if payload is None:
+                payload = await self._read_bytes(size, "payload")
+            else:
+                await self._discard(size, payload.feed)
         else:
             await self._discard(size)
         if qos:  # also for a skipped message, or the broker would send it again
@@ -336,10 +357,6 @@ class Client(Connection):
             self.skipped += 1
 
     def _deliver(self, topic, payload):
-        try:
-            topic = topic.decode()
-        except UnicodeError:
-            raise self._fail("protocol", "topic is not UTF-8")
         if len(self._inbox) >= self.inbox_max:
             self._inbox.pop(0)
             self.dropped += 1

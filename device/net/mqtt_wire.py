@@ -1,5 +1,8 @@
 # MQTT 3.1.1 packets built and parsed by pure functions over bytes, with no I/O,
 # so the same cases run on CPython and MicroPython.
+import io
+import json
+
 from micropython import const
 
 CONNECT = const(0x10)
@@ -197,3 +200,32 @@ def parse_puback(body):
     if len(body) != 2:
         raise ValueError("malformed PUBACK")
     return read_u16(body)
+
+
+class _JsonSink(io.IOBase):
+    """Where json.dump writes: counts the bytes, or copies them into buf from `at` on."""
+
+    def __init__(self, buf=None, at=0):
+        self.buf = buf
+        self.at = at
+
+    def write(self, piece):
+        if isinstance(piece, str):  # CPython's json writes text
+            piece = piece.encode()
+        n = len(piece)
+        if self.buf is not None:
+            self.buf[self.at:self.at + n] = piece
+        self.at += n
+        return n
+
+
+def publish_json(topic, document, qos=0, retain=False, packet_id=0):
+    """(a whole PUBLISH packet carrying document as JSON, its payload size), built in one
+    allocation: no text, bytes and packet copies of a several-KB shadow update."""
+    size = _JsonSink()
+    json.dump(document, size)
+    head = publish_head(topic, size.at, qos, retain, packet_id)
+    packet = bytearray(len(head) + size.at)
+    packet[:len(head)] = head
+    json.dump(document, _JsonSink(packet, len(head)))
+    return packet, size.at

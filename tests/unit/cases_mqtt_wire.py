@@ -155,3 +155,18 @@ def test_puback():
 def test_fixed_packets():
     assert wire.PINGREQ_PACKET == b"\xc0\x00"
     assert wire.DISCONNECT_PACKET == b"\xe0\x00"
+
+
+def test_publish_json_builds_the_whole_packet_in_one_buffer():
+    import json
+
+    document = {"state": {"reported": {"speaker": "Küche", "hours": [0, 3, 1]}},
+                "clientToken": "bath-7"}
+    packet, size = wire.publish_json("$aws/things/bath/shadow/update", document, 1, False, 9)
+    payload = json.dumps(document).encode()
+    head = wire.publish_head("$aws/things/bath/shadow/update", len(payload), 1, False, 9)
+    assert size == len(payload)  # bytes, not characters: "ü" is two in UTF-8
+    assert isinstance(packet, bytearray)
+    assert packet[:len(head)] == head
+    assert json.loads(bytes(packet[len(head):]).decode()) == document
+    assert len(packet) == len(head) + size

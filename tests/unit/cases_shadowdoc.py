@@ -3,12 +3,34 @@ import json
 from core import config, shadowdoc
 
 
+def parse(payload, piece=256):
+    """A message fed as the MQTT client feeds it: in pieces of its receive buffer."""
+    message = shadowdoc.Message()
+    for start in range(0, len(payload), piece):
+        message.feed(memoryview(payload)[start:start + piece])
+    assert len(message) == len(payload)
+    return message.result()
+
+
 def test_parse_refuses_non_objects_and_garbage():
-    assert shadowdoc.parse(b'{"state": {}}') == ({}, None)
-    assert shadowdoc.parse(b"\xff\xfe") == (None, "not a JSON object")
-    assert shadowdoc.parse(b"{\xff\xfe}") == (None, "not JSON")
-    assert shadowdoc.parse(b"[1]") == (None, "not a JSON object")
-    assert shadowdoc.parse(b'{"state": ') == (None, "not JSON")
+    assert parse(b'{"state": {}}') == ({}, None)
+    assert parse(b"\xff\xfe") == (None, "not a JSON object")
+    assert parse(b"{\xff\xfe}") == (None, "not JSON")
+    assert parse(b"[1]") == (None, "not a JSON object")
+    assert parse(b"  \n", 1) == (None, "not a JSON object")
+    assert parse(b"") == (None, "not a JSON object")
+    assert parse(b'{"state": ') == (None, "not JSON")
+    assert parse(b'{"state": {}} x', 3) == (None, "not JSON")
+
+
+def test_parse_in_pieces_of_any_size():
+    payload = json.dumps({"version": 12, "state": {"delta": {"config": {"timeout_s": 90}}},
+                          "metadata": {"delta": {"config": {"timeout_s": {"timestamp": 5}}}}})
+    payload = b"  " + payload.encode()
+    whole = parse(payload, len(payload))
+    assert whole == ({"version": 12, "state.delta": {"config": {"timeout_s": 90}}}, None)
+    for piece in (1, 2, 7, 64):
+        assert parse(payload, piece) == whole
 
 
 def test_parse_keeps_what_the_device_reads_and_skips_metadata():
@@ -17,14 +39,14 @@ def test_parse_keeps_what_the_device_reads_and_skips_metadata():
                      "delta": {"config": {"volume": 3}}},
            "metadata": {"desired": {"config": {"volume": {"timestamp": 1}}}},
            "version": 9, "timestamp": 2, "clientToken": "t"}
-    fields, problem = shadowdoc.parse(json.dumps(doc).encode())
+    fields, problem = parse(json.dumps(doc).encode())
     assert problem is None
     assert fields == {"state.desired.config": {"volume": 3},
                       "state.delta": {"config": {"volume": 3}}, "version": 9}
 
 
 def parsed(doc):
-    return shadowdoc.parse(json.dumps(doc).encode())[0]
+    return parse(json.dumps(doc).encode())[0]
 
 
 def test_wanted_from_delta_and_get():
