@@ -1,15 +1,75 @@
-"""`python -m host_tools.bench` (`make bench`): the sessions, the shadow link, then OTA."""
+"""`python -m host_tools.bench` (`make bench`): the sessions, the heap, the shadow link, OTA.
 
+Every figure printed also goes to `.sim/bench.json`, one key each. With SPOTTY_MICROPYTHON
+naming a 32-bit interpreter (../shared/tools/micropython-esp32like), the heap figures are
+measured on it too ("as on an ESP32", keys esp32_*) beside the wheel's. What cannot run
+here (the shadow link without mosquitto) is named and skipped; the rest still runs.
+"""
+
+import json
+import os
 import sys
+from pathlib import Path
 
-from . import iot, ota, sessions
+from ..common.errors import SpottyError
+from ..sim.runtime import interpreter, wheel_micropython_path, word_bits
+from . import iot, modules, ota, sessions
+
+OUT = Path(".sim/bench.json")
+
+
+def esp32_interpreter() -> str | None:
+    chosen = os.environ.get("SPOTTY_MICROPYTHON")
+    return chosen if chosen and word_bits(chosen) == 32 else None
+
+
+def mosquitto_missing() -> str | None:
+    from ..aws.broker import mosquitto_path
+
+    try:
+        mosquitto_path()
+    except SpottyError as e:
+        return str(e)
+    return None
 
 
 def main() -> int:
-    sessions.main()
-    iot.main()
+    figures: dict = {}
+    skipped = []
+    no_broker = mosquitto_missing()
+    if no_broker:
+        skipped.append("the shadow link figures (heap with the link, MQTT traffic, AWS cost): "
+                       + no_broker)
+    esp32 = esp32_interpreter()
+    if not esp32:
+        skipped.append("the ESP32 figures: set SPOTTY_MICROPYTHON to a 32-bit interpreter, "
+                       "e.g. ../shared/tools/micropython-esp32like")
+    with interpreter(wheel_micropython_path()):
+        sessions.main(figures)
+        sessions.heap_figures(figures, "", iot=not no_broker)
+    if esp32:
+        with interpreter(esp32):
+            sessions.heap_figures(figures, "esp32_", iot=not no_broker, source=False)
     print()
-    ota.main()
+    print("\n".join(sessions.heap_lines(figures)))
+    with interpreter(esp32 or wheel_micropython_path()):
+        resident, on_demand = modules.module_costs()
+    prefix = "esp32_" if esp32 else ""
+    figures[prefix + "resident_kb"] = round(sum(size for _, size in resident) / 1024, 1)
+    figures[prefix + "on_demand_kb"] = round(sum(size for _, size in on_demand) / 1024, 1)
+    figures[prefix + "module_bytes"] = dict(resident + on_demand)
+    print()
+    print("\n".join(modules.table_lines(resident, on_demand, 32 if esp32 else 64)))
+    if not no_broker:
+        iot.main(figures)
+    print()
+    with interpreter(wheel_micropython_path()):
+        ota.main(figures)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    print("\nFigures written to %s (%d keys)." % (OUT, len(figures)))
+    for what in skipped:
+        print("Skipped: " + what)
     return 0
 
 

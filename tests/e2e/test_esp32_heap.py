@@ -1,0 +1,44 @@
+"""The firmware's heap on the 32-bit interpreter, which has the ESP32's object sizes: the
+full cycle (boot, play, timeout, pause, the session report on the shadow) must run with
+the shadow link on, as .mpy from the flash, under the guarded bound.
+
+The binary is not on PyPI: it is ../shared/tools/micropython-esp32like beside the
+repository (CI has it there), or SPOTTY_MICROPYTHON. Where it is missing the test is
+skipped with that message, but in CI (CI=true) a missing binary fails.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from host_tools.bench.sessions import ESP32_HEAP_BOUND_KB, HeapProbe
+from host_tools.sim.runtime import interpreter, word_bits
+
+REPO = Path(__file__).resolve().parents[2]
+BESIDE = REPO.parent / "shared" / "tools" / "micropython-esp32like"
+# What this test holds today. The required bound is ESP32_HEAP_BOUND_KB (88 KB), which the
+# firmware does not meet yet (README, "Memory on the board"); lower this as it shrinks.
+GUARD_KB = 100
+
+
+def esp32_binary() -> str:
+    chosen = os.environ.get("SPOTTY_MICROPYTHON")
+    for candidate in ([chosen] if chosen else []) + [str(BESIDE)]:
+        if os.access(candidate, os.X_OK) and word_bits(candidate) == 32:
+            return candidate
+    message = ("no 32-bit MicroPython: put micropython-esp32like at %s or name one in "
+               "SPOTTY_MICROPYTHON" % BESIDE)
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def test_full_cycle_with_the_shadow_link_fits_the_guard():
+    assert ESP32_HEAP_BOUND_KB <= GUARD_KB
+    with interpreter(esp32_binary()), HeapProbe(installed=True, iot=True) as probe:
+        assert probe.works("%dK" % GUARD_KB), (
+            "boot + play + pause + shadow report no longer fit %d KB on the 32-bit "
+            "interpreter" % GUARD_KB)
+        # And the probe can fail: far below, the same cycle must not run.
+        assert not probe.works("%dK" % (GUARD_KB // 2))
