@@ -44,8 +44,9 @@ clean:
 
 # The board: `make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC-....bin` writes stock
 # MicroPython (from micropython.org/download) and the firmware; `make deploy PORT=...`
-# copies only the firmware. Checked before anything runs, so a missing value is said plainly.
-.PHONY: flash deploy
+# copies only the firmware; `make hw-report PORT=... [SESSION_S=90]` measures the board's
+# heap and TLS handshakes. Checked before anything runs, so a missing value is said plainly.
+.PHONY: flash deploy hw-report
 FLASH_USAGE := make flash PORT=/dev/ttyUSB0 FIRMWARE=path/to/ESP32_GENERIC-....bin
 ifneq ($(filter flash,$(MAKECMDGOALS)),)
 $(if $(PORT),,$(error PORT is not set: $(FLASH_USAGE)))
@@ -54,9 +55,15 @@ endif
 ifneq ($(filter deploy,$(MAKECMDGOALS)),)
 $(if $(PORT),,$(error PORT is not set: make deploy PORT=/dev/ttyUSB0))
 endif
+ifneq ($(filter hw-report,$(MAKECMDGOALS)),)
+$(if $(PORT),,$(error PORT is not set: make hw-report PORT=/dev/ttyUSB0 [SESSION_S=90]))
+endif
 
 flash: $(STAMP)
 	$(BIN)/spotty flash --port "$(PORT)" --firmware "$(FIRMWARE)"
 
 deploy: $(STAMP)
 	$(BIN)/spotty deploy --port "$(PORT)"
+
+hw-report: $(STAMP)
+	$(BIN)/spotty hw-report --port "$(PORT)" $(if $(SESSION_S),--session-s "$(SESSION_S)")

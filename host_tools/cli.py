@@ -10,7 +10,7 @@ from .aws.commands import (
     cmd_provision,
     cmd_stats,
 )
-from .board.commands import cmd_deploy, cmd_flash
+from .board.commands import cmd_deploy, cmd_flash, cmd_hw_report
 from .common.devicepath import DEVICE_DIR
 from .common.errors import SpottyError
 from .ota.commands import (
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _board_commands(sub) -> None:
     from .board.flash import DEFAULT_BAUD
+    from .board.report import DEFAULT_JSON, SESSION_S
 
     p = sub.add_parser("flash", help="erase the board, write MicroPython, deploy the firmware")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")
@@ -108,6 +109,15 @@ def _board_commands(sub) -> None:
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")
     p.add_argument("--no-reset", action="store_true", help="do not restart the firmware after")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("hw-report", help="heap after boot, session high-water, mem_info and TLS "
+                       "handshake times, measured on the board")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")
+    p.add_argument("--session-s", type=float, default=SESSION_S, metavar="S",
+                   help="how long the firmware runs for the high-water mark (default %(default)s)")
+    p.add_argument("--json", default=str(DEFAULT_JSON), metavar="PATH",
+                   help="also write the figures here (default %(default)s)")
+    p.set_defaults(func=cmd_hw_report)
 
     p = sub.add_parser("provision", help="AWS IoT thing, certificate and policy; secrets "
                        "onto the board (Wi-Fi password: typed, or $%s)" % WIFI_PASSWORD_ENV)

@@ -1,9 +1,11 @@
-"""`spotty flash` and `spotty deploy`, and opening the board a subcommand works on."""
+"""`spotty flash`, `spotty deploy` and `spotty hw-report`, and opening the board a subcommand
+works on."""
 
 import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..common.devicepath import DEVICE_DIR
 from .transport import Transport
@@ -55,3 +57,14 @@ def cmd_flash(args) -> int:
 
 def cmd_deploy(args) -> int:
     return _deploy(args.port, reset=not args.no_reset)
+
+
+def cmd_hw_report(args) -> int:
+    from .report import check_window, report
+
+    check_window(args.session_s)
+    with open_board(args.port) as board:
+        report(board, args.session_s, Path(args.json), sys.stdout, sys.stderr)
+        board.soft_reset()
+        print("soft reset: the firmware is starting", file=sys.stderr)
+    return 0

@@ -19,6 +19,7 @@ from ..common.errors import SpottyError
 # timeout instead. A reset at the end of the session brings the normal one back.
 MAINTENANCE_WDT_MS = 30 * 60 * 1000
 CHUNK = 1024  # bytes per write command: small enough for the board's heap
+EXEC_TIMEOUT_S = 10  # mpremote's own: the longest silence from the board
 
 
 class BoardError(SpottyError):
@@ -56,8 +57,9 @@ class Transport(Protocol):
         """Remove a file; fine if it does not exist."""
         ...
 
-    def exec(self, code: str) -> str:
-        """Run a snippet on the board and return what it printed."""
+    def exec(self, code: str, timeout_s: float = EXEC_TIMEOUT_S) -> str:
+        """Run a snippet on the board and return what it printed; give up when the board
+        stays silent for timeout_s."""
         ...
 
     def soft_reset(self) -> None:
@@ -198,13 +200,16 @@ class MpremoteTransport:
     def _abs(self, path: str) -> str:
         return self._root.rstrip("/") + "/" + path.strip("/")
 
-    def exec(self, code: str) -> str:
-        from mpremote.transport import TransportExecError
+    def exec(self, code: str, timeout_s: float = EXEC_TIMEOUT_S) -> str:
+        from mpremote.transport import TransportError
 
         try:
-            return self._link.exec(code).decode("utf-8", "replace")
-        except TransportExecError as e:
-            raise BoardError("the board raised: %s" % _last_line(e.error_output)) from e
+            out, err = self._link.exec_raw(code, timeout=timeout_s)
+        except TransportError as e:
+            raise BoardError("the board did not answer: %s" % e) from e
+        if err:
+            raise BoardError("the board raised: %s" % _last_line(err.decode("utf-8", "replace")))
+        return out.decode("utf-8", "replace")
 
     def list_files(self) -> dict[str, RemoteFile]:
         return parse_listing(self.exec(_LIST % self._root))

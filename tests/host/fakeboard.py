@@ -60,7 +60,7 @@ class FakeBoard:
     def remove(self, path: str) -> None:
         self.files.pop(path, None)
 
-    def exec(self, code: str) -> str:
+    def exec(self, code: str, timeout_s: float = 10) -> str:
         raise NotImplementedError("FakeBoard runs no code")
 
     def soft_reset(self) -> None:
@@ -109,14 +109,17 @@ class UnixPortLink(MpremoteLinkBase):
         self.serial = _SerialRecorder()
         self.in_raw_repl = True
         self.executed: list[str] = []
+        self.timeouts: list[float] = []  # the longest silence each exec would allow a board
         self._proc = subprocess.Popen(
             [micropython_path(), str(script), str(flash)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
 
-    def exec_raw(self, command: str) -> tuple[bytes, bytes]:
+    def exec_raw(self, command: str, timeout=10, data_consumer=None) -> tuple[bytes, bytes]:
+        """Waits for the end however long the unix port runs (the timeout is recorded)."""
         self.executed.append(command)
+        self.timeouts.append(timeout)
         source = command.encode()
         assert self._proc.stdin and self._proc.stdout
         self._proc.stdin.write(b"%d\n" % len(source) + source)
