@@ -60,12 +60,13 @@ class Scanner:
         self._subtree_from = 0  # where it goes on in the piece being read
         self._subtree_depth = 0  # the _ignore depth at which it ends
 
-    def feed(self, data):
-        """data: the next piece of the document (bytes, bytearray or memoryview).
+    def feed(self, data, n=None):
+        """data: the next piece of the document (bytes or bytearray), of which only the
+        first n bytes count (default: all), so that a receive buffer is read in place.
         Raises ValueError on anything that is not JSON."""
-        if isinstance(data, memoryview):
-            data = bytes(data)
-        i, n = 0, len(data)
+        i = 0
+        if n is None:
+            n = len(data)
         self.size += n
         self._subtree_from = 0
         while i < n:
@@ -194,7 +195,7 @@ class Scanner:
 
     def _string(self, data, i, n):
         while True:
-            end = data.find(b'"', i)
+            end = data.find(b'"', i, n)
             if end < 0:
                 self._take(data, i, n)
                 self._escaped = _escape_pending(data, i, n, self._escaped)

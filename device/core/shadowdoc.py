@@ -26,18 +26,19 @@ class Message:
     def __len__(self):
         return self._scanner.size
 
-    def feed(self, piece):
+    def feed(self, buf, n):
+        """The next n bytes of the message, at the start of buf."""
         if self._problem:
-            self._scanner.size += len(piece)
+            self._scanner.size += n
             return
         if not self._started:
-            start = bytes(piece).lstrip()[:1]
+            start = bytes(buf[:n]).lstrip()[:1]
             if start:
                 self._started = True
                 if start != b"{":
                     self._problem = "not a JSON object"
         try:
-            self._scanner.feed(piece)
+            self._scanner.feed(buf, n)
         except (ValueError, UnicodeError):
             self._problem = self._problem or "not JSON"
 

@@ -56,7 +56,7 @@ class Client(Connection):
         self.requests = 0
 
     async def request(self, method, target, headers=None, body=None, sink=None, limit=None):
-        """With sink, a 2xx answer's body is not kept: it goes to sink(memoryview) in
+        """With sink, a 2xx answer's body is not kept: it goes to sink(buffer, n) in
         pieces of at most 1 KB through one buffer (Response.body is then b""), and a
         body over `limit` bytes is refused. Whatever sink raises ends the request."""
         reused = self.connected
@@ -176,7 +176,7 @@ class Client(Connection):
     async def _keep(self, size, parts):
         """Reads size bytes (None: up to the end of the stream) into parts, in memory."""
         if size is None:
-            await self._pipe(None, lambda piece: parts.append(bytes(piece)), self.max_body)
+            await self._pipe(None, lambda buf, n: parts.append(buf[:n]), self.max_body)
             return
         part = bytearray(size)
         view = memoryview(part)
@@ -201,7 +201,7 @@ class Client(Connection):
             total += got
             if limit is not None and total > limit:
                 raise HttpError("too_large", "body over %d bytes" % limit)
-            sink(view[:got])
+            sink(self._piece, got)
             if left is not None:
                 left -= got
 

@@ -32,7 +32,8 @@ class Client(Connection):
     def __init__(self, host, port, client_id, ssl_context, keepalive_s=60, max_message=4096,
                  timeout_ms=10000, inbox_max=4, sink=None):
         """sink(topic): None to receive a message's payload as bytes, or an object whose
-        feed(piece) takes the payload piece by piece as it is read (it must not raise),
+        feed(buffer, n) takes the payload piece by piece as it is read, the first n bytes
+        of the receive buffer each time (it must not raise),
         received in its place: a large message then needs no buffer of its size."""
         super().__init__(host, port, ssl_context, timeout_ms, MqttError)
         self.sink = sink
@@ -308,10 +309,9 @@ class Client(Connection):
         """Reads size bytes through the scratch buffer, handing each piece to feed()."""
         while size:
             n = min(size, _SCRATCH)
-            piece = self._view[:n]
-            await self._fill(piece, "payload")
+            await self._fill(self._view[:n], "payload")
             if feed:
-                feed(piece)
+                feed(self._scratch, n)
             size -= n
 
     async def _on_publish(self, first, remaining):

@@ -124,10 +124,10 @@ class Updater:
         client = https.Client(base, ctx, timeout_ms=TIMEOUT_MS)
         stager = bundle.Stager(pubkey, ota_state.STAGED, request["size"], request["sha256"])
 
-        def sink(piece):
+        def sink(buf, n):
             if busy():
                 raise Postponed()
-            stager.feed(piece)
+            stager.feed(memoryview(buf)[:n])
 
         staged = False
         try:

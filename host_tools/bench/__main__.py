@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..common.errors import SpottyError
 from ..sim.runtime import interpreter, wheel_micropython_path, word_bits
-from . import iot, modules, ota, sessions
+from . import board_figures, iot, modules, ota, sessions
+from .board_lines import KEYS, format_lines
 
 OUT = Path(".sim/bench.json")
 
@@ -46,15 +47,25 @@ def main() -> int:
                        "e.g. ../shared/tools/micropython-esp32like")
     with interpreter(wheel_micropython_path()):
         sessions.main(figures)
-        sessions.heap_figures(figures, "", iot=not no_broker)
+        # The OTA cycle's heap is measured where it counts: on the 32-bit interpreter.
+        sessions.heap_figures(figures, "", iot=not no_broker, ota=False)
     if esp32:
         with interpreter(esp32):
             sessions.heap_figures(figures, "esp32_", iot=not no_broker, source=False)
     print()
     print("\n".join(sessions.heap_lines(figures)))
+    prefix = "esp32_" if esp32 else ""
+    if not no_broker:
+        with interpreter(esp32 or wheel_micropython_path()):
+            board = board_figures.measure(board_figures.HEAP if esp32 else None)
+        print("\nA board's figures, as `make hw-report PORT=...` prints them (%s; TLS on "
+              "loopback):" % ("32-bit interpreter as the board, %s heap" % board_figures.HEAP
+                              if esp32 else "64-bit wheel as the board"))
+        print("\n".join(format_lines(board)))
+        for key in KEYS:
+            figures[prefix + "board_" + key] = board[key]
     with interpreter(esp32 or wheel_micropython_path()):
         resident, on_demand = modules.module_costs()
-    prefix = "esp32_" if esp32 else ""
     figures[prefix + "resident_kb"] = round(sum(size for _, size in resident) / 1024, 1)
     figures[prefix + "on_demand_kb"] = round(sum(size for _, size in on_demand) / 1024, 1)
     figures[prefix + "module_bytes"] = dict(resident + on_demand)

@@ -72,6 +72,9 @@ class HeapProbe:
     def works(self, heapsize: str) -> bool:
         return all(self._cycle(heapsize) for _ in range(HEAP_RUNS))
 
+    def __repr__(self) -> str:
+        return "HeapProbe(installed=%s, iot=%s)" % (self.installed, self.iot)
+
     def _cycle(self, heapsize: str) -> bool:
         with MockSpotify() as mock, tempfile.TemporaryDirectory() as keys:
             target = shadow = None
@@ -100,7 +103,7 @@ class HeapProbe:
         return target, ShadowClient(name, local.endpoint_url)
 
 
-def min_heap_kb(probe: HeapProbe, low=8, high=256, margins=(4, 8)):
+def min_heap_kb(probe, low=8, high=256, margins=(4, 8)):
     """Bisect the smallest heap (KB) with which boot, play, timeout and pause all work.
 
     Near the limit the outcome does not grow with the heap step by step (the layout,
@@ -136,16 +139,27 @@ HEAP_CASES = (
     ("source", "firmware from source (compiled on import)", False, False),
     ("spotify", "firmware as .mpy in flash (as on a board)", True, False),
     ("cycle", ".mpy, with the shadow link (single TLS) and its report", True, True),
+    ("ota", "an OTA cycle while idle, link on (download to reboot)", True, True),
 )
 ESP32_HEAP_BOUND_KB = 88  # the required bound: room for fragmentation in the 112 KB heap
 
 
-def heap_figures(figures: dict, prefix: str, iot: bool, source: bool = True) -> None:
+def _probe(key: str, installed: bool, with_link: bool):
+    if key == "ota":
+        from .ota_cycle import OtaCycleProbe
+
+        return OtaCycleProbe()
+    return HeapProbe(installed, with_link)
+
+
+def heap_figures(figures: dict, prefix: str, iot: bool, source: bool = True,
+                 ota: bool = True) -> None:
     """figures[prefix + "heap_<case>_kb"]: the smallest heap of each case that can run."""
     for key, _, installed, with_link in HEAP_CASES:
-        if (with_link and not iot) or (key == "source" and not source):
+        if (with_link and not iot) or (key == "source" and not source) or (
+                key == "ota" and not ota):
             continue
-        with HeapProbe(installed, with_link) as probe:
+        with _probe(key, installed, with_link) as probe:
             figures["%sheap_%s_kb" % (prefix, key)] = min_heap_kb(probe)
 
 
@@ -163,7 +177,7 @@ def heap_lines(figures: dict) -> list[str]:
         row = "  %-56s %11s KB" % (label, wheel if wheel is not None else "-")
         if esp32:
             row += "  %11s KB" % (board if board is not None else "-")
-        if key == "cycle" and board is not None:
+        if key in ("cycle", "ota") and board is not None:
             row += "   (required: at most %d KB)" % ESP32_HEAP_BOUND_KB
         lines.append(row)
     return lines

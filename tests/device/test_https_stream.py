@@ -21,12 +21,12 @@ client = https.Client(sys.argv[2], ctx, timeout_ms=5000)
 async def fetch(path, limit, refuse_after):
     hasher = hashlib.sha256()
     seen = {"bytes": 0, "largest": 0}
-    def sink(piece):
+    def sink(buf, n):
         if refuse_after is not None and seen["bytes"] >= refuse_after:
             raise RuntimeError("sink says no")
-        hasher.update(piece)
-        seen["bytes"] += len(piece)
-        seen["largest"] = max(seen["largest"], len(piece))
+        hasher.update(memoryview(buf)[:n])
+        seen["bytes"] += n
+        seen["largest"] = max(seen["largest"], n)
     try:
         response = await client.request("GET", path, None, None, sink, limit)
     except https.HttpError as e:

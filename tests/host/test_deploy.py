@@ -3,10 +3,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fakeboard import FakeBoard, UnixPortLink
+from fakeboard import FakeBoard
 
 from host_tools.board import deploy as deploying
 from host_tools.board.transport import BoardError, MpremoteTransport, sha256_hex
+from host_tools.board.unixport import UnixPortLink
 from host_tools.common.devicepath import DEVICE_DIR
 from host_tools.common.errors import SpottyError
 from host_tools.sim.runtime import micropython_path

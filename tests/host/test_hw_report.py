@@ -9,7 +9,6 @@ import re
 import subprocess
 
 import pytest
-from fakeboard import UnixPortLink
 from needs import needs_mosquitto
 
 from host_tools import cli
@@ -18,6 +17,7 @@ from host_tools.bench.board_lines import KEYS, format_lines
 from host_tools.board import report
 from host_tools.board import transport as board_module
 from host_tools.board.transport import MpremoteTransport
+from host_tools.board.unixport import UnixPortLink
 from host_tools.common.devicepath import REPO
 from host_tools.common.pki import CertificateAuthority
 from host_tools.sim import runner as sim

@@ -22,8 +22,12 @@ def scan(document, fields=FIELDS, piece=None, **kw):
     data = document if isinstance(document, bytes) else json.dumps(document).encode()
     scanner = Scanner(fields, **kw)
     piece = piece or len(data) or 1
+    # As a receive buffer is read in place: the bytes past n are stale and must not count.
+    buf = bytearray(b'"}]x' * (piece // 4 + 2))
     for start in range(0, len(data), piece):
-        scanner.feed(memoryview(data)[start:start + piece])
+        chunk = data[start:start + piece]
+        buf[:len(chunk)] = chunk
+        scanner.feed(buf, len(chunk))
     return scanner.close()
 
 
