@@ -233,7 +233,7 @@ class Stager:
             self._state = _SIGNATURE
         else:
             self._buf = None
-            check_signature(self._pubkey, self._manifest_bytes, data)
+            check_signature(self._pubkey, hashlib.sha256(self._manifest_bytes).digest(), data)
             self._start_staging(data)
             self._state = _FILES
             self._next_file()
@@ -295,8 +295,8 @@ class Stager:
             self._file = None
 
 
-def check_signature(pubkey, manifest_bytes, signature):
-    if not p256.verify(pubkey, hashlib.sha256(manifest_bytes).digest(), signature):
+def check_signature(pubkey, manifest_digest, signature):
+    if not p256.verify(pubkey, manifest_digest, signature):
         raise OtaError("bad_signature")
 
 
@@ -332,29 +332,38 @@ def stage_stream(stream, pubkey, staging_dir, expected_size=None, expected_sha25
 def verify_staged(pubkey, staging_dir):
     """Check a staged directory again (e.g. after a reboot, before applying it)."""
     base = staging_dir.rstrip("/") + "/"
+    buf = bytearray(_CHUNK)
     try:
-        with open(base + MANIFEST_NAME, "rb") as f:
-            manifest_bytes = f.read(MANIFEST_MAX + 1)
         with open(base + SIGNATURE_NAME, "rb") as f:
             signature = f.read(SIGNATURE_SIZE + 1)
+        with open(base + MANIFEST_NAME, "rb") as f:
+            # Hashed and parsed from the file: its bytes are never in the heap whole.
+            digest, size = _file_digest(f, buf)
+            if size > MANIFEST_MAX:
+                raise OtaError("bad_manifest", "over %d bytes" % MANIFEST_MAX)
+            check_signature(pubkey, digest, signature)
+            f.seek(0)
+            manifest = load_manifest(f)
     except OSError:
         raise OtaError("not_staged", staging_dir)
-    check_signature(pubkey, manifest_bytes, signature)
-    manifest = load_manifest(manifest_bytes)
-    buf = bytearray(_CHUNK)
     for entry in manifest["files"]:
-        hasher = hashlib.sha256()
-        size = 0
         try:
             with open(base + entry["path"], "rb") as f:
-                while True:
-                    count = f.readinto(buf)
-                    if not count:
-                        break
-                    size += count
-                    hasher.update(memoryview(buf)[:count])
+                digest, size = _file_digest(f, buf)
         except OSError:
             raise OtaError("not_staged", entry["path"])
-        if size != entry["size"] or hex_digest(hasher) != entry["sha256"]:
+        if size != entry["size"] or binascii.hexlify(digest).decode() != entry["sha256"]:
             raise OtaError("hash_mismatch", entry["path"])
     return manifest
+
+
+def _file_digest(f, buf):
+    """(SHA-256 digest, size) of an open file, read through buf."""
+    hasher = hashlib.sha256()
+    size = 0
+    while True:
+        count = f.readinto(buf)
+        if not count:
+            return hasher.digest(), size
+        size += count
+        hasher.update(memoryview(buf)[:count])
