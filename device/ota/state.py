@@ -1,11 +1,12 @@
 # ota/state.json, the life of the running firmware version (core.otastate), and
 # the paths every part of the update machinery shares. Small on purpose: the app
-# keeps it loaded, while ota.boot, ota.updater and the verifier load only when
+# keeps it loaded, while ota.apply, ota.updater and the verifier load only when
 # they have work.
 import store
 
 STATE = "ota/state.json"
 STAGED = "ota/staged"
+JOURNAL = "ota/journal.json"  # a swap under way (ota/apply.py)
 PUBKEY = "ota/pub.bin"
 
 
