@@ -12,6 +12,7 @@ FIGURES = (
     ("heap_after_boot_kb", "heap after boot", "KB"),
     ("heap_free_kb", "free heap after boot", "KB"),
     ("session_high_water_kb", "session high-water", "KB"),
+    ("largest_block_kb", "largest block in the heap", "KB"),
     ("tls_handshake_spotify_ms", "TLS handshake, Spotify API", "ms"),
     ("tls_handshake_aws_ms", "TLS handshake, AWS IoT", "ms"),
 )

@@ -44,6 +44,11 @@ def latency_line(label, plays):
         label, statistics.median(values), percentile(values, 0.95), len(values), 100)
 
 
+# A cycle's phases, in order: "idle" is the shadow link up (boards with a link), "report"
+# the session's statistics in the shadow.
+PHASES = ("boot", "idle", "play", "pause", "report")
+
+
 class HeapProbe:
     """Runs a session cycle (boot, play, timeout, pause) under a given -X heapsize.
 
@@ -70,12 +75,35 @@ class HeapProbe:
         self._stack.close()
 
     def works(self, heapsize: str) -> bool:
-        return all(self._cycle(heapsize) for _ in range(HEAP_RUNS))
+        return all(self.reached(heapsize) == list(self.phases()) for _ in range(HEAP_RUNS))
 
-    def __repr__(self) -> str:
-        return "HeapProbe(installed=%s, iot=%s)" % (self.installed, self.iot)
+    def phases(self) -> tuple:
+        return PHASES if self.iot else ("boot", "play", "pause")
 
-    def _cycle(self, heapsize: str) -> bool:
+    def reached(self, heapsize: str) -> list[str]:
+        """The phases of one cycle under this heap that completed, in order, up to the
+        first that did not. What comes after a crash does not count, and the last phase
+        counts only in a run that ended well."""
+        result, reported = self._cycle(heapsize)
+        events = [e["ev"] for e in result.events]
+        crashed = "crash" in events
+        if crashed:
+            events = events[:events.index("crash")]
+        done = {"boot": "ready" in events, "idle": "shadow_up" in events,
+                "play": events.count("play") == 1,
+                "pause": events.count("pause") == 1 and "session_end" in events,
+                "report": (reported or {}).get("stats", {}).get("sessions") == 1}
+        phases = self.phases()
+        done[phases[-1]] = done[phases[-1]] and result.returncode == 0 and not crashed
+        reached = []
+        for phase in phases:
+            if not done[phase]:
+                break
+            reached.append(phase)
+        return reached
+
+    def _cycle(self, heapsize: str):
+        """(SimResult, the shadow's reported state or None) of one cycle."""
         with MockSpotify() as mock, tempfile.TemporaryDirectory() as keys:
             target = shadow = None
             if self._local:
@@ -83,13 +111,10 @@ class HeapProbe:
             result = sim.run(scenario(1, every=4.0 if self.iot else 3.0),
                              sim.SpotifyTarget(mock.url, mock.ca.cert_der), heapsize=heapsize,
                              install_firmware=self.installed, iot=target, max_reboots=0)
-            if (result.returncode != 0 or len(result.named("play")) != 1
-                    or len(result.named("session_end")) != 1 or result.named("crash")):
-                return False
-            if shadow is None:
-                return True
-            reported = (shadow.get() or {}).get("state", {}).get("reported", {})
-            return reported.get("stats", {}).get("sessions") == 1
+            reported = None
+            if shadow is not None:
+                reported = (shadow.get() or {}).get("state", {}).get("reported", {})
+            return result, reported
 
     def _thing(self, keys: Path):
         from ..aws.shadow_client import ShadowClient

@@ -26,6 +26,7 @@ snippet prints a secret: the report reads only figures, host names and error tex
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
@@ -135,7 +136,7 @@ gc.collect()
 """
 
 _SESSION = """
-import asyncio, gc
+import asyncio, gc, micropython, sys
 gc.collect()
 hw_start = gc.mem_alloc()  # this snippet's own code is in the heap now: not the firmware's
 hw_high = 0
@@ -147,6 +148,7 @@ async def hw_sample():
         used = gc.mem_alloc()
         if used > hw_high:
             hw_high = used
+            micropython.mem_info()  # its "max blk sz": the largest block, at each new high
         await asyncio.sleep_ms(100)
 
 async def hw_session(window_ms):
@@ -172,7 +174,8 @@ async def hw_session(window_ms):
 
 hw_error = asyncio.run(hw_session(WINDOW_MS))
 asyncio.new_event_loop()
-print('@hw', json.dumps({'start': hw_start, 'high': hw_high, 'error': hw_error}))
+print('@hw', json.dumps({'start': hw_start, 'high': hw_high, 'error': hw_error,
+                        'block': 16 if sys.maxsize < 2 ** 32 else 32}))
 del hw_sample, hw_session, hw_start, hw_high, hw_error
 gc.collect()
 """
@@ -190,6 +193,12 @@ def _result(output: str, step: str) -> dict:
             return json.loads(line[len(MARK):])
     tail = "\n".join(output.strip().splitlines()[-5:])
     raise BoardError("the board gave no %s figures; it printed:\n%s" % (step, tail))
+
+
+def _largest_block(output: str) -> int:
+    """The largest "max blk sz" (in GC blocks) that mem_info printed during the session."""
+    sizes = [int(n) for n in re.findall(r"max blk sz: (\d+)", output)]
+    return max(sizes, default=0)
 
 
 def _kb(size: int) -> float:
@@ -242,10 +251,12 @@ def collect(board: Transport, session_s: float, say) -> dict:
         "heap_after_boot_kb": _kb(boot["boot"] - base),
         "heap_free_kb": _kb(boot["free"]),
         "session_high_water_kb": _kb(high - snippet - base) if high else None,
+        "largest_block_kb": _kb(_largest_block(output) * session["block"]) or None,
     }
     skipped = {}
     if figures["session_high_water_kb"] is None:
         skipped["session_high_water_kb"] = "skipped: no heap sample was taken"
+        skipped["largest_block_kb"] = "skipped: no heap sample was taken"
     for key, name in (("tls_handshake_spotify_ms", "spotify"), ("tls_handshake_aws_ms", "aws")):
         value = tls.get(name)
         if isinstance(value, int):

@@ -82,13 +82,15 @@ def gc_total_kb(mem_info: str) -> float:
 def test_format_lines_labels_units_and_reasons():
     lines = format_lines({
         "heap_after_boot_kb": 41.25, "heap_free_kb": 70.0, "session_high_water_kb": 52.5,
-        "tls_handshake_spotify_ms": 1043.0, "tls_handshake_aws_ms": None,
+        "largest_block_kb": 4.4, "tls_handshake_spotify_ms": 1043.0,
+        "tls_handshake_aws_ms": None,
         "skipped": {"tls_handshake_aws_ms": "skipped: not provisioned for AWS IoT"},
     })
     assert lines == [
         "  heap after boot                  41.2 KB",
         "  free heap after boot             70.0 KB",
         "  session high-water               52.5 KB",
+        "  largest block in the heap         4.4 KB",
         "  TLS handshake, Spotify API     1043.0 ms",
         "  TLS handshake, AWS IoT       skipped: not provisioned for AWS IoT",
     ]
@@ -118,6 +120,7 @@ def test_report_from_a_provisioned_board(flash, links, tmp_path, capsys):
     assert 10 < figures["heap_after_boot_kb"] < heap_kb
     assert 0 < figures["heap_free_kb"] < heap_kb
     assert figures["session_high_water_kb"] >= figures["heap_after_boot_kb"]
+    assert 0.5 < figures["largest_block_kb"] < figures["session_high_water_kb"]
     assert figures["tls_handshake_spotify_ms"] > 0 and figures["tls_handshake_aws_ms"] > 0
     assert figures["spotify_at"] == spotify_at and figures["aws_at"] == aws_at
 
@@ -154,6 +157,7 @@ def test_an_unprovisioned_board_reports_skipped_lines(flash, tmp_path, capsys):
     assert "  TLS handshake, Spotify API   " + why in out.splitlines()
     assert figures["heap_after_boot_kb"] > 10
     assert figures["session_high_water_kb"] >= figures["heap_after_boot_kb"]
+    assert 0.5 < figures["largest_block_kb"] < figures["session_high_water_kb"]
     assert figures["session_error"] is None and "GC: total:" in figures["mem_info"]
 
 
