@@ -52,8 +52,14 @@ def main() -> int:
     if esp32:
         with interpreter(esp32):
             sessions.heap_figures(figures, "esp32_", iot=not no_broker, source=False)
+            if not no_broker:
+                with sessions.HeapProbe(installed=True, iot=True) as probe:
+                    phases = sessions.phase_heaps_kb(
+                        probe, 40, figures["esp32_heap_cycle_kb"] + sessions.PHASE_STEP_KB)
+                figures.update({"esp32_phase_%s_kb" % k: v for k, v in phases.items()})
     print()
     print("\n".join(sessions.heap_lines(figures)))
+    print("\n".join(sessions.phase_line(figures, "esp32_" if esp32 else "")))
     prefix = "esp32_" if esp32 else ""
     if not no_broker:
         with interpreter(esp32 or wheel_micropython_path()):

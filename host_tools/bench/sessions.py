@@ -188,6 +188,35 @@ def heap_figures(figures: dict, prefix: str, iot: bool, source: bool = True,
             figures["%sheap_%s_kb" % (prefix, key)] = min_heap_kb(probe)
 
 
+PHASE_STEP_KB = 4
+PHASE_LABELS = {"boot": "boot", "idle": "idle, link up", "play": "play", "pause": "pause",
+                "report": "shadow report"}
+
+
+def phase_heaps_kb(probe: HeapProbe, low: int, high: int, step: int = PHASE_STEP_KB) -> dict:
+    """{phase: the smallest heap (KB) from which the phase completes at every size tried
+    up to high}, from one cycle at each size from low to high in steps."""
+    sizes = list(range(low, high + 1, step))
+    reached = {kb: set(probe.reached("%dK" % kb)) for kb in sizes}
+    figures = {}
+    for phase in probe.phases():
+        enough = [kb for kb in sizes if all(phase in reached[k] for k in sizes if k >= kb)]
+        figures[phase] = min(enough) if enough else None
+    return figures
+
+
+def phase_line(figures: dict, prefix: str) -> list[str]:
+    cells = ["%s %s" % (label, figures.get("%sphase_%s_kb" % (prefix, phase), "-"))
+             for phase, label in PHASE_LABELS.items()
+             if "%sphase_%s_kb" % (prefix, phase) in figures]
+    if not cells:
+        return []
+    ota = figures.get(prefix + "heap_ota_kb")
+    return ["Heap each phase of the cycle needs (KB; the smallest -X heapsize that gets "
+            "through it, %d KB steps):" % PHASE_STEP_KB,
+            "  " + ", ".join(cells) + ("; a whole OTA cycle %s" % ota if ota else "")]
+
+
 def heap_lines(figures: dict) -> list[str]:
     esp32 = any(key.startswith("esp32_heap_") for key in figures)
     lines = ["Smallest -X heapsize for boot + play + timeout + pause (with the link: and the "
