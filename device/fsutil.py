@@ -1,4 +1,4 @@
-# Directory helpers MicroPython's os lacks, for the OTA swap (ota/boot.py) and the
+# Directory helpers MicroPython's os lacks, for the OTA swap (ota/apply.py) and the
 # bundle stager (ota/bundle.py). Only os: boot.py uses it while files move.
 import os
 

@@ -172,7 +172,7 @@ def run(scenario: dict, target: SpotifyTarget, *, flash: Path | None = None,
     install_firmware: True (device/) or a firmware source directory to compile into
     the flash and run from there. files: {path on flash: bytes} laid on top, e.g.
     the OTA public key ota/pub.bin or another CA root in ca/. cut: a checkpoint
-    name (see ota/boot.py) at which the power is cut once (kill -9), then restored."""
+    name (see ota/apply.py) at which the power is cut once (kill -9), then restored."""
     own_flash = flash is None
     flash = Path(tempfile.mkdtemp(prefix="spotty-flash-")) if own_flash else flash
     if settings:
