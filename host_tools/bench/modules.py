@@ -5,9 +5,10 @@ that stays imported takes heap for good: its bytecode, function objects, globals
 names it interns. Each figure is the `gc.mem_alloc()` growth of importing the module
 after everything it imports (leaf first), so a module is counted once, by itself.
 
-Resident: what the boot imports (`main.py`'s modules and their import-time imports).
-On demand: what loads later, only when needed, and is dropped afterwards where `rare.drop`
-does so (OTA, certificates, configuration schema, ...).
+Resident: what the boot imports (`main.py`'s modules and their import-time imports), and
+on a board provisioned for AWS IoT the shadow link's modules, which stay once loaded.
+On demand: what loads later, only when needed, and is dropped afterwards by `rare.drop`
+(OTA, certificates, configuration schema, ...).
 """
 
 import tempfile
@@ -20,6 +21,7 @@ from ..sim.runner import install
 from ..sim.runtime import run_micropython
 
 BOOT_ROOTS = ("store", "rare", "board.sim", "app")  # main.py on the simulated board
+LINK_ROOTS = ("net.mqtt", "shadow")  # what cloud.start imports on a board with a shadow link
 NOT_ON_THE_SIM = {"main", "board.esp32", ""}
 
 # The module names come in a file: the unix port dies ("uncaught NLR") on a command-line
@@ -38,9 +40,10 @@ for name in names:
 
 
 def module_costs() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """([(module, bytes)] resident after boot, [(module, bytes)] loaded on demand)."""
+    """([(module, bytes)] resident once booted with the link, [(module, bytes)] loaded on
+    demand)."""
     edges = graph(DEVICE_DIR, top_level=True)
-    resident = load_order(edges, BOOT_ROOTS)
+    resident = load_order(edges, BOOT_ROOTS + LINK_ROOTS)
     rest = [name for name in load_order(edges, sorted(edges))
             if name not in resident and name not in NOT_ON_THE_SIM]
     with tempfile.TemporaryDirectory(prefix="spotty-modules-") as tmp:
@@ -61,7 +64,8 @@ def module_costs() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
 def table_lines(resident, on_demand, bits: int = 32) -> list[str]:
     lines = ["Firmware modules in RAM, %d-bit (.mpy imported; each after what it imports; a "
              "module that makes the interned-name pool grow carries that growth):" % bits]
-    for title, rows in (("resident after boot", resident), ("loaded on demand", on_demand)):
+    for title, rows in (("resident (booted, shadow link up)", resident),
+                        ("loaded on demand, dropped after", on_demand)):
         lines.append("  %s: %.1f KB in %d modules" % (
             title, sum(size for _, size in rows) / 1024, len(rows)))
         for name, size in sorted(rows, key=lambda row: -row[1]):
