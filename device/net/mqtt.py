@@ -62,10 +62,9 @@ class Client(Connection):
         self._ping_sent = None
         super().close()
 
-    async def connect(self, clean=True, will=None):
-        """will: (topic, payload, qos, retain) or None."""
+    async def connect(self, clean=True):
         self.close()
-        packet = wire.connect(self.client_id, self.keepalive_s, clean, will)
+        packet = wire.connect(self.client_id, self.keepalive_s, clean)
         await self._open("closed")
         self._last_tx = self._last_rx = ticks_ms()
         try:
@@ -87,10 +86,6 @@ class Client(Connection):
             raise
         self.session_present = present
         self.connects += 1
-
-    async def subscribe(self, topic, qos=1):
-        """Returns the granted qos; a refused subscription raises "refused" (link stays up)."""
-        return (await self.subscribe_all(((topic, qos),)))[0]
 
     async def subscribe_all(self, topics):
         """Subscribes to [(topic, qos), ...] in as few SUBSCRIBE packets as the broker

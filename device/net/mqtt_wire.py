@@ -59,19 +59,6 @@ def length_step(value, index, byte):
     return value, False
 
 
-def decode_length(data, offset=0):
-    """(value, offset after the field) from a buffer holding a whole field."""
-    value = 0
-    index = 0
-    done = False
-    while not done:
-        if offset + index >= len(data):
-            raise ValueError("remaining length cut short")
-        value, done = length_step(value, index, data[offset + index])
-        index += 1
-    return value, offset + index
-
-
 def u16(n):
     return bytes((n >> 8 & 0xFF, n & 0xFF))
 
@@ -94,27 +81,12 @@ def _packet(first_byte, body):
     return bytes((first_byte,)) + encode_length(len(body)) + body
 
 
-def connect(client_id, keepalive_s, clean=True, will=None, username=None, password=None):
-    """CONNECT; will is (topic, payload, qos, retain) or None."""
+def connect(client_id, keepalive_s, clean=True):
+    """CONNECT: no will, no user name (AWS IoT authenticates the TLS client certificate)."""
     if not 0 <= keepalive_s <= 0xFFFF:
         raise ValueError("keepalive out of range")
-    flags = 0x02 if clean else 0
-    fields = [string(client_id)]
-    if will is not None:
-        topic, payload, qos, retain = will
-        if qos not in (0, 1):
-            raise ValueError("will qos must be 0 or 1")
-        flags |= 0x04 | qos << 3 | (0x20 if retain else 0)
-        fields.append(string(topic))
-        fields.append(string(payload))
-    if username is not None:
-        flags |= 0x80
-        fields.append(string(username))
-    if password is not None:
-        flags |= 0x40
-        fields.append(string(password))
-    head = string("MQTT") + bytes((_LEVEL_3_1_1, flags)) + u16(keepalive_s)
-    return _packet(CONNECT, head + b"".join(fields))
+    head = string("MQTT") + bytes((_LEVEL_3_1_1, 0x02 if clean else 0)) + u16(keepalive_s)
+    return _packet(CONNECT, head + string(client_id))
 
 
 def parse_connack(body):
@@ -130,10 +102,6 @@ def connack_reason(code):
     return "unknown return code %d" % code
 
 
-def subscribe(packet_id, topic, qos):
-    return subscribe_all(packet_id, ((topic, qos),))
-
-
 def subscribe_all(packet_id, topics):
     """One SUBSCRIBE for [(topic, qos), ...]; the SUBACK answers in the same order."""
     if not 0 < len(topics) <= SUBSCRIBE_MAX_TOPICS:
@@ -144,14 +112,6 @@ def subscribe_all(packet_id, topics):
             raise ValueError("qos must be 0 or 1")
         fields.append(string(topic) + bytes((qos,)))
     return _packet(SUBSCRIBE, b"".join(fields))
-
-
-def parse_suback(body):
-    """(packet_id, granted qos or SUBACK_FAILURE) for a one-topic SUBACK."""
-    if len(body) != 3:
-        raise ValueError("malformed SUBACK")
-    packet_id, granted = parse_suback_all(body)
-    return packet_id, granted[0]
 
 
 def parse_suback_all(body):

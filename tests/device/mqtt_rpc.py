@@ -23,13 +23,13 @@ def init(host, port, client_id, ca, cert, key, **options):
     client = mqtt.Client(host, port, client_id, ctx, **options)
 
 
-async def connect(clean=True, will=None):
-    await client.connect(clean, tuple(will) if will else None)
+async def connect(clean=True):
+    await client.connect(clean)
     return client.session_present
 
 
 async def subscribe(topic, qos=1):
-    return await client.subscribe(topic, qos)
+    return (await client.subscribe_all([(topic, qos)]))[0]
 
 
 async def subscribe_all(topics):

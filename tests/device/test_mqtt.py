@@ -181,13 +181,11 @@ def connect_thing(device, broker, name=THING, **options):
     assert device.ok("connect") is False  # clean session: nothing kept
 
 
-def test_round_trips_both_ways_with_qos_0_and_1_and_a_last_will(broker, device, peers):
-    will = ["$aws/things/%s/status" % THING, "offline", 1, False]
+def test_round_trips_both_ways_with_qos_0_and_1(broker, device, peers):
     service = peers(broker)
     service.subscribe(UPDATE % THING)
-    service.subscribe(will[0])
     device.init(broker.port, broker.issue_client(THING), broker.ca.cert_der)
-    device.ok("connect", will=will)
+    device.ok("connect")
     assert device.ok("subscribe", topic=DELTA % THING, qos=1) == 1
     assert device.ok("subscribe", topic="$aws/things/%s/shadow/get/accepted" % THING, qos=0) == 0
 
@@ -202,9 +200,6 @@ def test_round_trips_both_ways_with_qos_0_and_1_and_a_last_will(broker, device, 
     assert device.ok("receive", timeout_ms=3000) == [
         "$aws/things/%s/shadow/get/accepted" % THING, "{}"]
     assert device.ok("receive", timeout_ms=100) is None
-
-    device.ok("close")  # gone without DISCONNECT: the broker publishes the will
-    assert service.expect() == (will[0], b"offline", 1)
 
 
 def test_all_topics_go_in_one_subscribe_packet_each_at_its_own_qos(broker, device, peers):
