@@ -110,7 +110,9 @@ class ShadowLink:
                 failed = None
             except asyncio.CancelledError:
                 failed = None  # suspended
-            except (MqttError, OSError, ValueError) as e:
+            except (MqttError, OSError, ValueError, MemoryError) as e:
+                # Out of memory too: the link is a task of its own, which nothing would
+                # start again; a retry after the backoff finds the heap collected.
                 failed = getattr(e, "kind", None) or repr(e)
             self._task = None
             await self._close()

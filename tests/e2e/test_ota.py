@@ -222,8 +222,10 @@ def test_bad_updates_are_refused_with_reasons_and_the_old_version_keeps_playing(
                 threading.Timer(0.2, push_next).start()
 
     observe.started = False
-    visit = [{"at": 11.0, "pir": 1}, {"at": 11.5, "pir": 0}]  # after the last refusal
-    result, flash = run_device(mock, target, server, release, tmp_path, visit, 13.5,
+    # After the last refusal, with room for a slow machine: six refusals one after another
+    # take some 9 s on an idle one.
+    visit = [{"at": 15.0, "pir": 1}, {"at": 15.5, "pir": 0}]
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 17.5,
                                on_event=observe)
 
     refusals = [r for r in watcher.reported if r and r["status"] == "refused"]
