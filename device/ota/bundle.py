@@ -136,10 +136,13 @@ class Stager:
         self._bundle_hash = hashlib.sha256()
         self.received = 0
         self.manifest = None
-        self._manifest_bytes = None
+        # The manifest (several KB) is kept in the pieces it arrives in, hashed as they
+        # come: one block of its size may not be found in a fragmented heap. Header and
+        # signature each go into a buffer of their exact size.
+        self._manifest_parts = None
+        self._manifest_hash = None
+        self._manifest_left = 0
         self._state = _HEAD
-        # Header, manifest and signature each go into a buffer of their exact size,
-        # allocated once: growing one would fragment the heap.
         self._buf = bytearray(HEADER_SIZE)
         self._filled = 0
         self._index = -1
@@ -159,7 +162,7 @@ class Stager:
     def abort(self):
         """Drop everything staged so far (also for the caller, e.g. when a download fails)."""
         self._state = _FAILED
-        self._buf = self._manifest_bytes = None
+        self._buf = self._manifest_parts = None
         try:
             self._close_file()
             if self._touched_flash:
@@ -199,6 +202,8 @@ class Stager:
         while len(view):
             if self._state == _FILES:
                 taken = self._write(view)
+            elif self._state == _MANIFEST:
+                taken = self._collect_manifest(view)
             elif self._state == _DONE:
                 raise OtaError("too_long", "bytes after the last file")
             else:
@@ -218,6 +223,17 @@ class Stager:
             self._advance()
         return taken
 
+    def _collect_manifest(self, view):
+        taken = min(len(view), self._manifest_left)
+        piece = bytes(view[:taken])
+        self._manifest_parts.append(piece)
+        self._manifest_hash.update(piece)
+        self._manifest_left -= taken
+        if not self._manifest_left:
+            self._buf = bytearray(SIGNATURE_SIZE)
+            self._state = _SIGNATURE
+        return taken
+
     def _advance(self):
         data = self._buf
         self._filled = 0
@@ -225,15 +241,14 @@ class Stager:
             length = struct.unpack(">I", data[len(MAGIC):])[0]
             if not 0 < length <= MANIFEST_MAX:
                 raise OtaError("bad_manifest", "length %d" % length)
-            self._buf = bytearray(length)
+            self._buf = None
+            self._manifest_parts = []
+            self._manifest_hash = hashlib.sha256()
+            self._manifest_left = length
             self._state = _MANIFEST
-        elif self._state == _MANIFEST:
-            self._manifest_bytes = data
-            self._buf = bytearray(SIGNATURE_SIZE)
-            self._state = _SIGNATURE
         else:
             self._buf = None
-            check_signature(self._pubkey, hashlib.sha256(self._manifest_bytes).digest(), data)
+            check_signature(self._pubkey, self._manifest_hash.digest(), data)
             self._start_staging(data)
             self._state = _FILES
             self._next_file()
@@ -249,8 +264,9 @@ class Stager:
         with open(base + SIGNATURE_NAME, "wb") as f:
             f.write(signature)
         with open(base + _MANIFEST_TEMP, "wb") as f:
-            f.write(self._manifest_bytes)
-        self._manifest_bytes = None
+            for part in self._manifest_parts:
+                f.write(part)
+        self._manifest_parts = None
         with open(base + _MANIFEST_TEMP, "rb") as f:
             self.manifest = load_manifest(f)
 
