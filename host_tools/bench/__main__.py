@@ -47,36 +47,12 @@ def main() -> int:
                        "e.g. ../shared/tools/micropython-esp32like")
     with interpreter(wheel_micropython_path()):
         sessions.main(figures)
-        # The OTA cycle's heap is measured where it counts: on the 32-bit interpreter.
-        sessions.heap_figures(figures, "", iot=not no_broker, ota=False)
-    if esp32:
-        with interpreter(esp32):
-            sessions.heap_figures(figures, "esp32_", iot=not no_broker, source=False)
-            if not no_broker:
-                with sessions.HeapProbe(installed=True, iot=True) as probe:
-                    phases = sessions.phase_heaps_kb(
-                        probe, 40, figures["esp32_heap_cycle_kb"] + sessions.PHASE_STEP_KB)
-                figures.update({"esp32_phase_%s_kb" % k: v for k, v in phases.items()})
-    print()
-    print("\n".join(sessions.heap_lines(figures)))
-    print("\n".join(sessions.phase_line(figures, "esp32_" if esp32 else "")))
+    _heap(figures, esp32, iot_on=not no_broker)
     prefix = "esp32_" if esp32 else ""
-    if not no_broker:
-        with interpreter(esp32 or wheel_micropython_path()):
-            board = board_figures.measure(board_figures.HEAP if esp32 else None)
-        print("\nA board's figures, as `make hw-report PORT=...` prints them (%s; TLS on "
-              "loopback):" % ("32-bit interpreter as the board, %s heap" % board_figures.HEAP
-                              if esp32 else "64-bit wheel as the board"))
-        print("\n".join(format_lines(board)))
-        for key in KEYS:
-            figures[prefix + "board_" + key] = board[key]
     with interpreter(esp32 or wheel_micropython_path()):
-        resident, on_demand = modules.module_costs()
-    figures[prefix + "resident_kb"] = round(sum(size for _, size in resident) / 1024, 1)
-    figures[prefix + "on_demand_kb"] = round(sum(size for _, size in on_demand) / 1024, 1)
-    figures[prefix + "module_bytes"] = dict(resident + on_demand)
-    print()
-    print("\n".join(modules.table_lines(resident, on_demand, 32 if esp32 else 64)))
+        if not no_broker:
+            _board(figures, prefix, esp32)
+        _modules(figures, prefix, esp32)
     if not no_broker:
         iot.main(figures)
     print()
@@ -88,6 +64,44 @@ def main() -> int:
     for what in skipped:
         print("Skipped: " + what)
     return 0
+
+
+def _heap(figures: dict, esp32: str | None, iot_on: bool) -> None:
+    """The smallest heaps: on the wheel, then on the 32-bit interpreter with the OTA cycle
+    and each phase of the session cycle (where it counts, as on an ESP32)."""
+    with interpreter(wheel_micropython_path()):
+        sessions.heap_figures(figures, "", iot=iot_on, ota=False)
+    if esp32:
+        with interpreter(esp32):
+            sessions.heap_figures(figures, "esp32_", iot=iot_on, source=False)
+            if iot_on:
+                with sessions.HeapProbe(installed=True, iot=True) as probe:
+                    phases = sessions.phase_heaps_kb(
+                        probe, 40, figures["esp32_heap_cycle_kb"] + sessions.PHASE_STEP_KB)
+                figures.update({"esp32_phase_%s_kb" % k: v for k, v in phases.items()})
+    print()
+    print("\n".join(sessions.heap_lines(figures)))
+    print("\n".join(sessions.phase_line(figures, "esp32_" if esp32 else "")))
+
+
+def _board(figures: dict, prefix: str, esp32: str | None) -> None:
+    """hw-report's lines, measured on the current interpreter standing in for the board."""
+    board = board_figures.measure(board_figures.HEAP if esp32 else None)
+    print("\nA board's figures, as `make hw-report PORT=...` prints them (%s; TLS on "
+          "loopback):" % ("32-bit interpreter as the board, %s heap" % board_figures.HEAP
+                          if esp32 else "64-bit wheel as the board"))
+    print("\n".join(format_lines(board)))
+    for key in KEYS:
+        figures[prefix + "board_" + key] = board[key]
+
+
+def _modules(figures: dict, prefix: str, esp32: str | None) -> None:
+    resident, on_demand = modules.module_costs()
+    figures[prefix + "resident_kb"] = round(sum(size for _, size in resident) / 1024, 1)
+    figures[prefix + "on_demand_kb"] = round(sum(size for _, size in on_demand) / 1024, 1)
+    figures[prefix + "module_bytes"] = dict(resident + on_demand)
+    print()
+    print("\n".join(modules.table_lines(resident, on_demand, 32 if esp32 else 64)))
 
 
 if __name__ == "__main__":
