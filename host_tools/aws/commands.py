@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..board.commands import open_board
 from ..common.cmdline import announce, read_bytes, read_json
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 from ..spotify import login as spotify_login
 from ..spotify.commands import saved_refresh_token
 from .shadow_client import ShadowClient
@@ -83,7 +83,7 @@ def cmd_provision(args) -> int:
 
     config = read_json(args.config) if args.config else None
     if config is not None and not isinstance(config, dict):
-        raise SpottyError("%s: the settings must be a JSON object" % args.config)
+        raise RefusedError("%s: the settings must be a JSON object" % args.config)
     ota_key = read_bytes(args.ota_pubkey) if args.ota_pubkey else None
     refresh_token, issued_at = saved_refresh_token(args)
     password = _wifi_password(args.wifi_ssid)

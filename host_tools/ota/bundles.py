@@ -18,7 +18,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from ..board.deploy import compile_firmware
 from ..common import devicepath
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 from ..common.private_files import write_private
 
 PRIVATE_KEY_NAME = "ota_key.pem"
@@ -237,4 +237,4 @@ def _check_contents(manifest: dict, contents: bytes) -> None:
 
 def _check_version(version: str) -> None:
     if not version or len(version) > 32 or not set(version) <= _VERSION_CHARS:
-        raise SpottyError("bad version %r: up to 32 of 0-9 A-Z a-z . + - _" % version)
+        raise RefusedError("bad version %r: up to 32 of 0-9 A-Z a-z . + - _" % version)
