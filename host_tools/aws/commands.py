@@ -17,8 +17,12 @@ WIFI_PASSWORD_ENV = "SPOTTY_WIFI_PASSWORD"
 
 
 def cmd_iot_local(args) -> int:
+    from ..common.serving import check_can_listen
+    from .broker import HOST
     from .iot_local import serve
 
+    check_can_listen(HOST, args.http_port, "--http-port")
+    check_can_listen(HOST, args.mqtt_port, "--mqtt-port")
     serve(Path(args.state_dir), args.mqtt_port, args.http_port, announce)
     return 0
 

@@ -7,6 +7,7 @@ Spotify is the mock with a scripted browser.
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -400,6 +401,32 @@ def test_ota_errors_are_clear(capsys, firmware, tmp_path):
 
 
 # -- errors: one line and an exit code a script can use, never a traceback -------------
+
+
+@pytest.fixture
+def busy_port():
+    """A port something else listens on, as another broker or server would."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("option, other", [("--http-port", "--mqtt-port"),
+                                           ("--mqtt-port", "--http-port")])
+def test_iot_local_on_a_busy_port_says_which(capsys, busy_port, tmp_path, option, other):
+    code, _, err = run(capsys, "iot-local", "--state-dir", str(tmp_path), option, str(busy_port),
+                       other, "0")
+    assert code == 1
+    assert err == "spotty: cannot listen on 127.0.0.1:%d: address in use (%s)\n" % (
+        busy_port, option)
+
+
+def test_ota_serve_on_a_busy_port_says_so(capsys, busy_port, tmp_path):
+    code, _, err = run(capsys, "ota", "serve", str(tmp_path), "--host", "127.0.0.1",
+                       "--port", str(busy_port), "--ca-dir", str(tmp_path / "ca"))
+    assert code == 1
+    assert err == "spotty: cannot listen on 127.0.0.1:%d: address in use (--port)\n" % busy_port
 
 
 def test_a_closed_pipe_ends_quietly_with_sigpipes_status(firmware, tmp_path):
