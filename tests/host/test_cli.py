@@ -446,6 +446,21 @@ def test_a_closed_pipe_ends_quietly_with_sigpipes_status(firmware, tmp_path):
     assert (result.returncode, result.stderr) == (141, "")
 
 
+def test_deploy_to_a_port_that_is_not_there_says_so(capsys, tmp_path):
+    code, _, err = run(capsys, "deploy", "--port", str(tmp_path / "ttyNOPE"))
+    assert code == 1 and "ttyNOPE does not exist: is the board plugged in?" in err
+    assert "another program" not in err
+
+
+def test_provision_to_a_port_that_is_not_there_says_so(
+        capsys, aws, saved_login, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
+    code, _, err = run(capsys, "provision", THING, "--port", str(tmp_path / "ttyNOPE"),
+                       "--wifi-ssid", "Home", "--spotify-client-id", CLIENT_ID,
+                       "--region", "eu-west-1", "--token-file", str(saved_login))
+    assert code == 1 and "ttyNOPE does not exist: is the board plugged in?" in err
+
+
 @pytest.fixture
 def no_aws_credentials(monkeypatch, tmp_path):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
