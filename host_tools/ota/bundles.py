@@ -64,12 +64,17 @@ def public_key_bytes(public_key: ec.EllipticCurvePublicKey) -> bytes:
 
 
 def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    data = _read(path, "the OTA signing key")
+    wanted = "the signing key is %s from `spotty ota keygen`" % PRIVATE_KEY_NAME
+    if len(data) == 64 and not data.startswith(b"-----"):
+        raise RefusedError("%s is the OTA public key (it goes on the device): %s"
+                           % (path, wanted))
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
-        raise SpottyError("cannot read the OTA signing key %s: %s" % (path, e)) from e
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise RefusedError("%s is not a PEM private key: %s" % (path, wanted)) from e
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise SpottyError("%s is not an EC P-256 private key" % path)
+        raise RefusedError("%s is not an EC P-256 private key: %s" % (path, wanted))
     return key
 
 

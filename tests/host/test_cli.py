@@ -461,6 +461,16 @@ def test_provision_to_a_port_that_is_not_there_says_so(
     assert code == 1 and "ttyNOPE does not exist: is the board plugged in?" in err
 
 
+def test_ota_build_with_the_public_key_says_which_key_it_wants(capsys, firmware, tmp_path):
+    ota.keygen(tmp_path / "keys")
+    code, _, err = run(capsys, "ota", "build", "--version", "1", "--key",
+                       str(tmp_path / "keys" / "ota_pub.bin"), "--out", str(tmp_path / "b.spota"),
+                       "--source", str(firmware))
+    assert code == 3
+    assert "ota_pub.bin is the OTA public key" in err and "ota_key.pem" in err
+    assert len(err.splitlines()) == 1 and "PEM file" not in err
+
+
 @pytest.fixture
 def no_aws_credentials(monkeypatch, tmp_path):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
