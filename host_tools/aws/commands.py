@@ -85,12 +85,17 @@ def cmd_provision(args) -> int:
     from . import provision as prov
     from .iot_thing import make_iot_client
 
+    # Every check before the password prompt, the port and AWS: a typo costs nothing.
+    prov.check_thing_name(args.thing)
+    prov.check_wifi(args.wifi_ssid, "")
     config = read_json(args.config) if args.config else None
     if config is not None and not isinstance(config, dict):
         raise RefusedError("%s: the settings must be a JSON object" % args.config)
     ota_key = read_bytes(args.ota_pubkey) if args.ota_pubkey else None
+    prov.optional_files(config, _hardware(args), ota_key)
     refresh_token, issued_at = saved_refresh_token(args)
     password = _wifi_password(args.wifi_ssid)
+    prov.check_wifi(args.wifi_ssid, password)
     iot = make_iot_client(args.region)
     with open_board(args.port) as board:
         prov.provision(

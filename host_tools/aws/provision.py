@@ -269,7 +269,7 @@ def _board_files(
     return files
 
 
-def _extra_files(
+def optional_files(
     initial_config: dict | None, hardware: dict | None, ota_public_key: bytes | None
 ) -> dict[str, bytes]:
     """The optional files, validated before anything is created anywhere."""
@@ -316,7 +316,7 @@ def provision(
     check_wifi(wifi_ssid, wifi_password)
     if not spotify_client_id.strip():
         raise SpottyError("a Spotify client id is needed (from developer.spotify.com)")
-    extra = _extra_files(initial_config, hardware, ota_public_key)
+    extra = optional_files(initial_config, hardware, ota_public_key)
     roots = ca_roots_der()
     existing = set(transport.list_files())  # also proves the board answers, before AWS work
     if not spotify_refresh_token and "token.json" not in existing:

@@ -499,6 +499,23 @@ def test_provision_without_aws_credentials_says_so(
     assert (code, err) == (1, NO_CREDENTIALS)
 
 
+@pytest.mark.parametrize("thing, password, refused", [
+    ("bath room", "correct horse battery", "thing name 'bath room'"),
+    (THING, "short", "the Wi-Fi password must be 8 to 63"),
+])
+def test_provision_checks_its_arguments_before_the_prompt_or_the_port(
+        capsys, boards, saved_login, tmp_path, monkeypatch, thing, password, refused):
+    monkeypatch.delenv("SPOTTY_WIFI_PASSWORD", raising=False)
+    prompts = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: prompts.append(prompt) or password)
+    code, _, err = run(capsys, "provision", thing, "--port", "/dev/ttyUSB0", "--wifi-ssid",
+                       "Home", "--spotify-client-id", CLIENT_ID, "--token-file",
+                       str(saved_login))
+    assert code == 3 and refused in err
+    assert boards.opened == []
+    assert len(prompts) == (0 if thing != THING else 1)
+
+
 def test_the_readme_lists_every_exit_code():
     readme = (REPO / "README.md").read_text()
     table = readme[readme.index("### Exit codes"):]
