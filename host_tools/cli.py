@@ -1,6 +1,7 @@
 """The `spotty` command: a table of subcommands over importable functions."""
 
 import argparse
+import os
 import sys
 
 from .aws.commands import (
@@ -12,7 +13,7 @@ from .aws.commands import (
 )
 from .board.commands import cmd_deploy, cmd_flash, cmd_hw_report
 from .common.devicepath import DEVICE_DIR
-from .common.errors import SpottyError
+from .common.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, SpottyError
 from .ota.commands import (
     cmd_ota_build,
     cmd_ota_keygen,
@@ -206,14 +207,36 @@ def _shadow_arguments(p) -> None:
 
 
 def main(argv=None) -> int:
+    """Run a subcommand; its exit code, or one of errors.py's (listed in the README)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except SpottyError as e:
-        print("spotty: %s" % e, file=sys.stderr)
-        return 2
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as git does, with SIGPIPE's 128 + 13.
+        # stdout goes to devnull so the interpreter's own flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        error = _user_error(e)
+        if error is None:
+            raise
+        print("spotty: %s" % error, file=sys.stderr)
+        return error.exit_code
+
+
+def _user_error(e: Exception) -> SpottyError | None:
+    """The message for a failure the user can act on; None for a bug (keep its traceback).
+    Missing AWS credentials are said here once for every AWS command, whether botocore's
+    error arrives bare or wrapped by the command."""
+    botocore = sys.modules.get("botocore.exceptions")  # not loaded: not an AWS command
+    if botocore and isinstance(e.__cause__ if isinstance(e, SpottyError) else e,
+                               botocore.NoCredentialsError):
+        return SpottyError("no AWS credentials: run `aws configure` (or set AWS_PROFILE)")
+    return e if isinstance(e, SpottyError) else None
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..board.commands import open_board
 from ..common.cmdline import announce, read_bytes, read_json
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 from ..spotify import login as spotify_login
 from ..spotify.commands import saved_refresh_token
 from .shadow_client import ShadowClient
@@ -17,8 +17,12 @@ WIFI_PASSWORD_ENV = "SPOTTY_WIFI_PASSWORD"
 
 
 def cmd_iot_local(args) -> int:
+    from ..common.serving import check_can_listen
+    from .broker import HOST
     from .iot_local import serve
 
+    check_can_listen(HOST, args.http_port, "--http-port")
+    check_can_listen(HOST, args.mqtt_port, "--mqtt-port")
     serve(Path(args.state_dir), args.mqtt_port, args.http_port, announce)
     return 0
 
@@ -81,12 +85,17 @@ def cmd_provision(args) -> int:
     from . import provision as prov
     from .iot_thing import make_iot_client
 
+    # Every check before the password prompt, the port and AWS: a typo costs nothing.
+    prov.check_thing_name(args.thing)
+    prov.check_wifi(args.wifi_ssid, "")
     config = read_json(args.config) if args.config else None
     if config is not None and not isinstance(config, dict):
-        raise SpottyError("%s: the settings must be a JSON object" % args.config)
+        raise RefusedError("%s: the settings must be a JSON object" % args.config)
     ota_key = read_bytes(args.ota_pubkey) if args.ota_pubkey else None
+    prov.optional_files(config, _hardware(args), ota_key)
     refresh_token, issued_at = saved_refresh_token(args)
     password = _wifi_password(args.wifi_ssid)
+    prov.check_wifi(args.wifi_ssid, password)
     iot = make_iot_client(args.region)
     with open_board(args.port) as board:
         prov.provision(

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from ..board.transport import Transport, read_json, sha256_hex
 from ..common.devicepath import REPO
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 from .iot_thing import (
     POLICY_NAME,
     DeviceCertificate,
@@ -62,19 +62,19 @@ _THING_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 def check_thing_name(thing: str) -> None:
     # Narrower than AWS allows (no ":"): the name is also a directory and an MQTT topic level.
     if not _THING_NAME.match(thing):
-        raise SpottyError(
+        raise RefusedError(
             "thing name %r: use 1-128 letters, digits, '-' or '_'" % thing
         )
 
 
 def check_wifi(ssid: str, password: str) -> None:
     if not 1 <= len(ssid.encode()) <= 32:
-        raise SpottyError("the Wi-Fi network name must be 1 to 32 bytes long")
+        raise RefusedError("the Wi-Fi network name must be 1 to 32 bytes long")
     if password == "":
         return  # an open network
     is_hex_key = len(password) == 64 and all(c in "0123456789abcdefABCDEF" for c in password)
     if not (8 <= len(password) <= 63 and password.isascii()) and not is_hex_key:
-        raise SpottyError(
+        raise RefusedError(
             "the Wi-Fi password must be 8 to 63 ASCII characters (or a 64-digit hex key)"
         )
 
@@ -83,10 +83,10 @@ def check_hardware(hardware: dict) -> dict:
     clean = {}
     for key, value in hardware.items():
         if key not in HARDWARE_KEYS:
-            raise SpottyError("device.json: unknown setting %r" % key)
+            raise RefusedError("device.json: unknown setting %r" % key)
         low, high = HARDWARE_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise SpottyError("device.json: %s must be a whole number %d..%d" % (key, low, high))
+            raise RefusedError("device.json: %s must be a whole number %d..%d" % (key, low, high))
         clean[key] = value
     return clean
 
@@ -101,13 +101,13 @@ def check_config(config: dict) -> dict:
     accepted, refused = schema.validate(config)
     if refused:
         reasons = "; ".join("%s: %s" % kv for kv in sorted(refused.items()))
-        raise SpottyError("initial configuration refused: " + reasons)
+        raise RefusedError("initial configuration refused: " + reasons)
     return accepted
 
 
 def check_ota_key(key: bytes) -> bytes:
     if len(key) != 64:
-        raise SpottyError("the OTA public key must be 64 raw bytes (X || Y of a P-256 key)")
+        raise RefusedError("the OTA public key must be 64 raw bytes (X || Y of a P-256 key)")
     return key
 
 
@@ -269,7 +269,7 @@ def _board_files(
     return files
 
 
-def _extra_files(
+def optional_files(
     initial_config: dict | None, hardware: dict | None, ota_public_key: bytes | None
 ) -> dict[str, bytes]:
     """The optional files, validated before anything is created anywhere."""
@@ -316,7 +316,7 @@ def provision(
     check_wifi(wifi_ssid, wifi_password)
     if not spotify_client_id.strip():
         raise SpottyError("a Spotify client id is needed (from developer.spotify.com)")
-    extra = _extra_files(initial_config, hardware, ota_public_key)
+    extra = optional_files(initial_config, hardware, ota_public_key)
     roots = ca_roots_der()
     existing = set(transport.list_files())  # also proves the board answers, before AWS work
     if not spotify_refresh_token and "token.json" not in existing:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from ..common import devicepath
-from ..common.errors import SpottyError
+from ..common.errors import DeviceOffline, RefusedError, SpottyError
 
 
 def _schema():
@@ -29,7 +29,7 @@ def parse_assignments(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise SpottyError("expected KEY=VALUE, got %r" % pair)
+            raise RefusedError("expected KEY=VALUE, got %r" % pair)
         try:
             wanted[key] = json.loads(text)
         except ValueError:
@@ -41,14 +41,14 @@ def defaults_for(keys: list[str]) -> dict:
     schema = _schema()
     unknown = [k for k in keys if k not in schema.DEFAULTS]
     if unknown:
-        raise SpottyError("unknown setting: %s" % ", ".join(unknown))
+        raise RefusedError("unknown setting: %s" % ", ".join(unknown))
     return checked(schema, {k: schema.DEFAULTS[k] for k in keys})
 
 
 def checked(schema, wanted: dict) -> dict:
     accepted, refused = schema.validate(wanted)
     if refused:
-        raise SpottyError("refused: " + "; ".join("%s %s" % kv for kv in sorted(refused.items())))
+        raise RefusedError("refused: " + "; ".join("%s %s" % kv for kv in sorted(refused.items())))
     return {k: ("" if v is None else v) for k, v in accepted.items()}
 
 
@@ -104,12 +104,12 @@ def wait_until_reported(get: Callable[[], dict | None], wanted: dict, timeout_s:
         _, reported, _, errors = sections(document)
         refused = {k: errors[k] for k in wanted if errors.get(k)}
         if refused:
-            raise SpottyError("the device refused: " + "; ".join(
+            raise RefusedError("the device refused: " + "; ".join(
                 "%s %s" % kv for kv in sorted(refused.items())))
         if all(reported.get(k) == v for k, v in expected.items()):
             return document
         if clock() >= deadline:
-            raise SpottyError(
+            raise DeviceOffline(
                 "the device has not reported the new values within %d s; it is probably "
                 "offline or asleep. The change stays in the shadow and applies when it "
                 "connects (check with `spotty config get`)." % timeout_s)

@@ -73,12 +73,10 @@ class ShadowClient:
         return json.loads(answer["payload"].read()).get("version", 0)
 
     def _call(self, operation: str, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return getattr(self._client, operation)(**kwargs)
-        except NoCredentialsError as e:
-            raise SpottyError("no AWS credentials: run `aws configure` or set AWS_PROFILE") from e
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             message = e.response.get("Error", {}).get("Message", str(e))

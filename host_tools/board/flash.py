@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..common.errors import SpottyError
+from .transport import check_port, port_exists
 
 # Where MicroPython's own instructions (micropython.org/download) put the image:
 # after the ROM's 4 KB on the classic ESP32 and the S2, at 0 on the newer chips.
@@ -39,16 +40,6 @@ def run_esptool(argv: list[str]) -> None:
         ) from e
     except SystemExit as e:  # a usage error: esptool has already said why
         raise SpottyError("esptool stopped with status %s" % e.code) from e
-
-
-def port_exists(port: str) -> bool:
-    if "://" in port:  # rfc2217://, socket://: esptool reaches these over the network
-        return True
-    if os.path.exists(port):
-        return True
-    from serial.tools import list_ports
-
-    return any(p.device == port for p in list_ports.comports())
 
 
 def check_image(firmware_path: Path) -> None:
@@ -95,11 +86,6 @@ def flash(
         )
     path = Path(firmware_path)
     check_image(path)
-    if not exists(port):
-        raise SpottyError(
-            "serial port %s does not exist: is the board plugged in? (on Linux, look at "
-            "`ls /dev/ttyUSB* /dev/ttyACM*`; `python -m serial.tools.list_ports` lists "
-            "them all)" % port
-        )
+    check_port(port, exists)
     for argv in esptool_commands(port, path, chip, baud):
         run(argv)

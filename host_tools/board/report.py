@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..bench.board_lines import format_lines
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError
 from .transport import MAINTENANCE_WDT_MS, BoardError, Transport
 
 SESSION_S = 90
@@ -221,7 +221,7 @@ def _session_events(output: str) -> dict[str, int]:
 
 def check_window(session_s: float) -> None:
     if not 1 <= session_s <= MAX_SESSION_S:
-        raise SpottyError("the session window is 1 to %d seconds, not %g" % (
+        raise RefusedError("the session window is 1 to %d seconds, not %g" % (
             MAX_SESSION_S, session_s))
 
 

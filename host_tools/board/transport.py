@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +26,26 @@ EXEC_TIMEOUT_S = 10  # mpremote's own: the longest silence from the board
 
 class BoardError(SpottyError):
     """The board refused or failed an operation."""
+
+
+def port_exists(port: str) -> bool:
+    if "://" in port:  # rfc2217://, socket://: reached over the network
+        return True
+    if os.path.exists(port):
+        return True
+    from serial.tools import list_ports
+
+    return any(p.device == port for p in list_ports.comports())
+
+
+def check_port(port: str, exists: Callable[[str], bool] = port_exists) -> None:
+    """A port that is not there is said as such (`flash`, `deploy`, `provision`...)."""
+    if not exists(port):
+        raise BoardError(
+            "serial port %s does not exist: is the board plugged in? (on Linux, look at "
+            "`ls /dev/ttyUSB* /dev/ttyACM*`; `python -m serial.tools.list_ports` lists "
+            "them all)" % port
+        )
 
 
 @dataclass(frozen=True)
@@ -170,6 +192,7 @@ class MpremoteTransport:
         try:
             link = SerialTransport(port, baudrate=baud)
         except TransportError as e:
+            check_port(port)
             raise BoardError(
                 "cannot open %s (%s): is another program, such as a serial monitor, "
                 "using it?" % (port, e)

@@ -18,7 +18,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from ..board.deploy import compile_firmware
 from ..common import devicepath
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 from ..common.private_files import write_private
 
 PRIVATE_KEY_NAME = "ota_key.pem"
@@ -64,12 +64,17 @@ def public_key_bytes(public_key: ec.EllipticCurvePublicKey) -> bytes:
 
 
 def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    data = _read(path, "the OTA signing key")
+    wanted = "the signing key is %s from `spotty ota keygen`" % PRIVATE_KEY_NAME
+    if len(data) == 64 and not data.startswith(b"-----"):
+        raise RefusedError("%s is the OTA public key (it goes on the device): %s"
+                           % (path, wanted))
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
-        raise SpottyError("cannot read the OTA signing key %s: %s" % (path, e)) from e
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise RefusedError("%s is not a PEM private key: %s" % (path, wanted)) from e
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise SpottyError("%s is not an EC P-256 private key" % path)
+        raise RefusedError("%s is not an EC P-256 private key: %s" % (path, wanted))
     return key
 
 
@@ -237,4 +242,4 @@ def _check_contents(manifest: dict, contents: bytes) -> None:
 
 def _check_version(version: str) -> None:
     if not version or len(version) > 32 or not set(version) <= _VERSION_CHARS:
-        raise SpottyError("bad version %r: up to 32 of 0-9 A-Z a-z . + - _" % version)
+        raise RefusedError("bad version %r: up to 32 of 0-9 A-Z a-z . + - _" % version)

@@ -51,8 +51,10 @@ def cmd_ota_status(args) -> int:
 
 
 def cmd_ota_serve(args) -> int:
+    from ..common.serving import check_can_listen
     from .server import serve
 
+    check_can_listen(args.host, args.port, "--port")
     serve(Path(args.dir), args.host, args.port, Path(args.ca_dir), announce)
     return 0
 

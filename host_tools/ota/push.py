@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..aws.shadow_client import ShadowClient
 from ..common import devicepath
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 from .bundles import read_manifest
 
 
@@ -30,7 +30,7 @@ def desired_ota(url: str, bundle_path: Path, public_key_path: Path | None = None
                "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     checked, reason = otadesired.check(request)
     if reason:
-        raise SpottyError("the device would refuse this update: %s" % reason)
+        raise RefusedError("the device would refuse this update: %s" % reason)
     return checked
 
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..common.cmdline import read_json
-from ..common.errors import SpottyError
+from ..common.errors import SpottyError, UsageError
 from .runtime import micropython_path
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -70,7 +70,7 @@ def _sim_spotify(args, scenario, iot) -> int:
     show = _print_event(args.json)
     if args.spotify_url:
         if not args.spotify_ca:
-            raise SpottyError("--spotify-url needs --spotify-ca (the server's CA, PEM or DER)")
+            raise UsageError("--spotify-url needs --spotify-ca (the server's CA, PEM or DER)")
         # Secrets come from the environment, never the command line (ps shows it).
         target = sim.target_from_files(
             args.spotify_url, args.spotify_ca, args.client_id,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..aws.shadow_client import ShadowClient
 from ..common.cmdline import announce, read_bytes
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, UsageError
 from . import login as spotify_login
 
 REFRESH_TOKEN_ENV = "SPOTIFY_REFRESH_TOKEN"
@@ -32,7 +32,7 @@ def saved_refresh_token(args) -> tuple[str | None, int | None]:
         return None, None
     token = spotify_login.load_token(path)
     if token.client_id != args.spotify_client_id:
-        raise SpottyError(
+        raise RefusedError(
             "the Spotify login saved in %s is for client id %s, not %s: log in again with "
             "`spotty spotify-login --client-id %s`"
             % (path, token.client_id, args.spotify_client_id, args.spotify_client_id))
@@ -43,7 +43,7 @@ def cmd_spotify_login(args) -> int:
     path = token_file(args)
     client_id = args.client_id or _saved_client_id(path)
     if args.endpoint_url and not args.thing:
-        raise SpottyError("--endpoint-url is for the token push: it goes with --thing")
+        raise UsageError("--endpoint-url is for the token push: it goes with --thing")
     # Made before the browser step, so a missing AWS setup fails before the login.
     shadow = ShadowClient.from_args(args) if args.thing else None
     ca = read_bytes(args.accounts_ca) if args.accounts_ca else None
@@ -65,6 +65,6 @@ def cmd_spotify_login(args) -> int:
 
 def _saved_client_id(path: Path) -> str:
     if not path.exists():
-        raise SpottyError("--client-id is needed: your app's client id from "
+        raise UsageError("--client-id is needed: your app's client id from "
                           "developer.spotify.com")
     return spotify_login.load_token(path).client_id

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..common.errors import SpottyError
+from ..common.errors import DeviceOffline, SpottyError
 from ..common.private_files import write_private
 
 DEFAULT_PORT = 8888
@@ -379,7 +379,7 @@ def wait_for_device(
     deadline = clock() + timeout_s
     while reported_token_issued_at(get()) != issued_at:
         if clock() >= deadline:
-            raise SpottyError(
+            raise DeviceOffline(
                 "%s has not confirmed the new token within %d s: it is probably offline "
                 "(or refused the token). Run `spotty spotify-login --thing %s` again while "
                 "the device is online (check with `spotty config get --thing %s`)"

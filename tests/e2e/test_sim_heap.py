@@ -23,7 +23,7 @@ def test_a_roomy_heap_is_reported_as_enough(capsys, one_visit):
 
 
 def test_a_heap_too_small_fails_the_run_and_says_why(capsys, one_visit):
-    assert cli.main(["sim", one_visit, "--install", "--heapsize", "24K"]) == 2
+    assert cli.main(["sim", one_visit, "--install", "--heapsize", "24K"]) == 1
     err = capsys.readouterr().err
     assert "ran out of memory with a 24K heap" in err and "MemoryError" in err
 

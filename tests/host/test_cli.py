@@ -6,8 +6,11 @@ Spotify is the mock with a scripted browser.
 """
 
 import json
+import os
+import socket
 import stat
 import subprocess
+import sys
 import webbrowser
 
 import boto3
@@ -23,6 +26,7 @@ from host_tools.aws.iot_local import IotLocal
 from host_tools.board import commands as board_commands
 from host_tools.board import transport as board_module
 from host_tools.board.transport import BoardError
+from host_tools.common import errors
 from host_tools.common.devicepath import REPO
 from host_tools.ota import bundles as ota
 from host_tools.spotify import login as sl
@@ -127,7 +131,7 @@ def test_flash_then_deploys_once_the_board_has_booted(capsys, esptool_calls, ima
 
 def test_flash_refuses_a_missing_image_before_esptool(capsys, esptool_calls, tmp_path, port):
     code, out, err = run(capsys, "flash", "--port", port, "--firmware", str(tmp_path / "x.bin"))
-    assert code == 2 and esptool_calls == []
+    assert code == 1 and esptool_calls == []
     assert err.startswith("spotty: firmware image") and "micropython.org/download" in err
 
 
@@ -144,7 +148,7 @@ def test_deploy_copies_the_firmware_and_resets(capsys, boards):
 def test_deploy_to_a_busy_port_is_a_clear_error(capsys, boards):
     boards.fail = [BoardError("cannot open /dev/ttyUSB0: is a serial monitor using it?")]
     code, out, err = run(capsys, "deploy", "--port", "/dev/ttyUSB0")
-    assert code == 2 and err == "spotty: cannot open /dev/ttyUSB0: is a serial monitor using it?\n"
+    assert code == 1 and err == "spotty: cannot open /dev/ttyUSB0: is a serial monitor using it?\n"
 
 
 # -- provision ------------------------------------------------------------------------
@@ -218,7 +222,7 @@ def test_provision_refuses_a_login_for_another_app(capsys, boards, tmp_path, mon
     sl.save_token(path, sl.SpotifyToken("AQD-other", 1, "another-client", sl.SCOPES))
     monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
     code, out, err = provision(capsys, tmp_path, "--token-file", str(path))
-    assert code == 2 and "is for client id another-client" in err
+    assert code == 3 and "is for client id another-client" in err
     assert boards.opened == []
     assert_not_shown(["AQD-other", SECRETS["SPOTTY_WIFI_PASSWORD"]], out, err)
 
@@ -228,7 +232,7 @@ def test_provision_without_any_spotify_login_says_how_to_get_one(
     monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
     monkeypatch.delenv("SPOTIFY_REFRESH_TOKEN", raising=False)
     code, _, err = provision(capsys, tmp_path, "--token-file", str(tmp_path / "none.json"))
-    assert code == 2 and "spotty spotify-login --client-id" in err
+    assert code == 1 and "spotty spotify-login --client-id" in err
     assert boards.next.resets == 0
 
 
@@ -236,9 +240,9 @@ def test_provision_refuses_bad_settings_before_any_work(capsys, boards, tmp_path
     monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
     (tmp_path / "settings.json").write_text("[1, 2]")
     code, _, err = provision(capsys, tmp_path, "--config", str(tmp_path / "settings.json"))
-    assert code == 2 and "must be a JSON object" in err
+    assert code == 3 and "must be a JSON object" in err
     code, _, err = provision(capsys, tmp_path, "--ota-pubkey", str(tmp_path / "missing.bin"))
-    assert code == 2 and "cannot read" in err
+    assert code == 1 and "cannot read" in err
     assert boards.opened == []
 
 
@@ -298,7 +302,7 @@ def test_spotify_login_refused_in_the_browser(capsys, mock, tmp_path, monkeypatc
     monkeypatch.setattr(webbrowser, "open", Browser(mock, {"error": "access_denied",
                                                            "state": STATE}))
     code, _, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID)
-    assert code == 2 and "refused in the browser" in err
+    assert code == 1 and "refused in the browser" in err
     assert not (tmp_path / "spotty" / "token.json").exists()
 
 
@@ -336,7 +340,7 @@ def test_spotify_login_says_when_the_device_is_offline(capsys, mock, tmp_path, m
         code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID,
                                "--thing", THING, "--endpoint-url", iot.endpoint_url,
                                "--wait-timeout", "0.5")
-    assert code == 2
+    assert code == 4
     assert "bathroom-1 has not confirmed the new token" in err and "offline" in err
     assert (tmp_path / "spotty" / "token.json").exists()  # the login is kept
     assert_not_shown(secrets_of(mock), out, err)
@@ -381,19 +385,143 @@ def test_ota_errors_are_clear(capsys, firmware, tmp_path):
     ota.keygen(tmp_path / "a")
     ota.keygen(tmp_path / "b")
     code, _, err = run(capsys, "ota", "keygen", str(tmp_path / "a"))
-    assert code == 2 and "refusing to replace an OTA signing key" in err
+    assert code == 1 and "refusing to replace an OTA signing key" in err
     bundle = tmp_path / "fw.spota"
     run(capsys, "ota", "build", "--version", "1", "--key", str(tmp_path / "a" / "ota_key.pem"),
         "--out", str(bundle), "--source", str(firmware))
     code, _, err = run(capsys, "ota", "show", str(bundle), "--pub",
                        str(tmp_path / "b" / "ota_pub.bin"))
-    assert code == 2 and "signature does not match" in err
+    assert code == 1 and "signature does not match" in err
     code, _, err = run(capsys, "ota", "show", str(tmp_path / "none.spota"))
-    assert code == 2 and err.startswith("spotty: cannot read the OTA bundle")
+    assert code == 1 and err.startswith("spotty: cannot read the OTA bundle")
     code, _, err = run(capsys, "ota", "build", "--version", "1 beta", "--key",
                        str(tmp_path / "a" / "ota_key.pem"), "--out", str(bundle),
                        "--source", str(firmware))
-    assert code == 2 and "bad version" in err
+    assert code == 3 and "bad version" in err
+
+
+# -- errors: one line and an exit code a script can use, never a traceback -------------
+
+
+@pytest.fixture
+def busy_port():
+    """A port something else listens on, as another broker or server would."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("option, other", [("--http-port", "--mqtt-port"),
+                                           ("--mqtt-port", "--http-port")])
+def test_iot_local_on_a_busy_port_says_which(capsys, busy_port, tmp_path, option, other):
+    code, _, err = run(capsys, "iot-local", "--state-dir", str(tmp_path), option, str(busy_port),
+                       other, "0")
+    assert code == 1
+    assert err == "spotty: cannot listen on 127.0.0.1:%d: address in use (%s)\n" % (
+        busy_port, option)
+
+
+def test_ota_serve_on_a_busy_port_says_so(capsys, busy_port, tmp_path):
+    code, _, err = run(capsys, "ota", "serve", str(tmp_path), "--host", "127.0.0.1",
+                       "--port", str(busy_port), "--ca-dir", str(tmp_path / "ca"))
+    assert code == 1
+    assert err == "spotty: cannot listen on 127.0.0.1:%d: address in use (--port)\n" % busy_port
+
+
+def test_a_closed_pipe_ends_quietly_with_sigpipes_status(firmware, tmp_path):
+    """`spotty ota show ... | head`: the reader is gone before spotty writes."""
+    keys = tmp_path / "keys"
+    ota.keygen(keys)
+    bundle = tmp_path / "fw.spota"
+    ota.build(firmware, "1.0.0", keys / "ota_key.pem", bundle)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "host_tools.cli", "ota", "show",
+                                 str(bundle)], cwd=REPO, stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_deploy_to_a_port_that_is_not_there_says_so(capsys, tmp_path):
+    code, _, err = run(capsys, "deploy", "--port", str(tmp_path / "ttyNOPE"))
+    assert code == 1 and "ttyNOPE does not exist: is the board plugged in?" in err
+    assert "another program" not in err
+
+
+def test_provision_to_a_port_that_is_not_there_says_so(
+        capsys, aws, saved_login, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
+    code, _, err = run(capsys, "provision", THING, "--port", str(tmp_path / "ttyNOPE"),
+                       "--wifi-ssid", "Home", "--spotify-client-id", CLIENT_ID,
+                       "--region", "eu-west-1", "--token-file", str(saved_login))
+    assert code == 1 and "ttyNOPE does not exist: is the board plugged in?" in err
+
+
+def test_ota_build_with_the_public_key_says_which_key_it_wants(capsys, firmware, tmp_path):
+    ota.keygen(tmp_path / "keys")
+    code, _, err = run(capsys, "ota", "build", "--version", "1", "--key",
+                       str(tmp_path / "keys" / "ota_pub.bin"), "--out", str(tmp_path / "b.spota"),
+                       "--source", str(firmware))
+    assert code == 3
+    assert "ota_pub.bin is the OTA public key" in err and "ota_key.pem" in err
+    assert len(err.splitlines()) == 1 and "PEM file" not in err
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+NO_CREDENTIALS = "spotty: no AWS credentials: run `aws configure` (or set AWS_PROFILE)\n"
+
+
+@pytest.mark.parametrize("argv", [["config", "get"], ["stats"], ["ota", "status"]])
+def test_missing_aws_credentials_are_said_once_for_every_aws_command(
+        capsys, no_aws_credentials, argv):
+    code, _, err = run(capsys, *argv, "--thing", THING, "--region", "eu-west-1")
+    assert (code, err) == (1, NO_CREDENTIALS)
+
+
+def test_provision_without_aws_credentials_says_so(
+        capsys, no_aws_credentials, boards, saved_login, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
+    code, _, err = provision(capsys, tmp_path, "--token-file", str(saved_login))
+    assert (code, err) == (1, NO_CREDENTIALS)
+
+
+@pytest.mark.parametrize("thing, password, refused", [
+    ("bath room", "correct horse battery", "thing name 'bath room'"),
+    (THING, "short", "the Wi-Fi password must be 8 to 63"),
+])
+def test_provision_checks_its_arguments_before_the_prompt_or_the_port(
+        capsys, boards, saved_login, tmp_path, monkeypatch, thing, password, refused):
+    monkeypatch.delenv("SPOTTY_WIFI_PASSWORD", raising=False)
+    prompts = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: prompts.append(prompt) or password)
+    code, _, err = run(capsys, "provision", thing, "--port", "/dev/ttyUSB0", "--wifi-ssid",
+                       "Home", "--spotify-client-id", CLIENT_ID, "--token-file",
+                       str(saved_login))
+    assert code == 3 and refused in err
+    assert boards.opened == []
+    assert len(prompts) == (0 if thing != THING else 1)
+
+
+def test_the_readme_lists_every_exit_code():
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("### Exit codes"):]
+    codes = [value for name, value in vars(errors).items() if name.startswith("EXIT_")]
+    for code in [0, *codes]:
+        assert "\n| %d |" % code in table, code
 
 
 # -- make flash / make deploy ---------------------------------------------------------

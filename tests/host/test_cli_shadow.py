@@ -32,7 +32,7 @@ def run(capsys, *argv):
 def test_config_set_validates_before_sending(capsys, iot):
     code, _, err = run(capsys, "config", "set", "--thing", THING + "-v", "--endpoint-url",
                        iot.endpoint_url, "timeout_s=99999", "colour=red")
-    assert code == 2 and "timeout_s must be 1..7200" in err and "colour unknown setting" in err
+    assert code == 3 and "timeout_s must be 1..7200" in err and "colour unknown setting" in err
     assert ShadowClient(THING + "-v", iot.endpoint_url).get() is None  # nothing was sent
 
 
@@ -53,7 +53,7 @@ def test_config_set_null_as_empty_string_then_get_shows_pending(capsys, iot):
 def test_config_set_wait_times_out_clearly_when_the_device_is_offline(capsys, iot):
     code, _, err = run(capsys, "config", "set", "--thing", THING + "-o", "--endpoint-url",
                        iot.endpoint_url, "volume=30", "--wait", "--timeout", "1")
-    assert code == 2 and "offline" in err
+    assert code == 4 and "offline" in err
 
 
 def test_config_set_wait_returns_once_the_device_reports(capsys, iot):
@@ -110,5 +110,5 @@ def test_ota_build_refuses_a_ca_dir_without_roots(capsys, tmp_path):
     (tmp_path / "ca" / "junk.der").write_bytes(b"not a certificate")
     code, _, err = run(capsys, "ota", "build", "--version", "1.0.0", "--key", str(key),
                        "--out", str(tmp_path / "b.spota"), "--ca", str(tmp_path / "ca"))
-    assert code == 2 and "not a DER CA certificate" in err
+    assert code == 1 and "not a DER CA certificate" in err
     assert not (tmp_path / "b.spota").exists()

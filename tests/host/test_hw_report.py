@@ -183,7 +183,7 @@ def test_a_board_gone_during_the_session_is_said_plainly(flash, tmp_path, capsys
         code = cli.main(["hw-report", "--port", "/dev/ttyUSB0", "--session-s", "5",
                          "--json", str(tmp_path / "report.json")])
     err = capsys.readouterr().err
-    assert code == 2 and "spotty: the session did not end (did the firmware reset" in err
+    assert code == 1 and "spotty: the session did not end (did the firmware reset" in err
     assert not (tmp_path / "report.json").exists()
 
 
@@ -191,7 +191,7 @@ def test_a_board_gone_during_the_session_is_said_plainly(flash, tmp_path, capsys
 def test_a_window_outside_the_maintenance_watchdog_is_refused_before_opening(
         window, links, capsys):
     code = cli.main(["hw-report", "--port", "/dev/ttyUSB0", "--session-s", window])
-    assert code == 2 and "the session window is 1 to 1200 seconds" in capsys.readouterr().err
+    assert code == 3 and "the session window is 1 to 1200 seconds" in capsys.readouterr().err
     assert links == []
 
 
