@@ -63,7 +63,6 @@ class App:
         self.cloud = Cloud(self, VERSION, settings.get("single_tls", True))
         self.boot_utc = None
         self.last_heartbeat = None
-        self.ctx = None
         self.updater = None  # ota.updater, loaded while an update is under way
         self.ota_report = saved_ota.get("report")  # reported.ota while there is none
         self.cert_expiry = (None, None)
@@ -105,7 +104,7 @@ class App:
         await self._connect(secrets)
         self.boot_utc = self.last_heartbeat = self.board.utc()
         roots = tls.load_ca_dir("ca")
-        self.ctx = ctx = tls.context(roots)
+        ctx = tls.context(roots)
         self.cert_expiry = _cert_expiry()
         if self.health.safe:
             log.event("safe_mode", crashes=self.health.crashes)
@@ -131,9 +130,6 @@ class App:
     def _idle(self):
         """No music session under way (a session stopped by an error is none)."""
         return self.job is None and self.session.state in (sess.IDLE, sess.ERROR)
-
-    def _busy(self):
-        return not self._idle()
 
     async def _connect(self, secrets):
         attempt = 0
@@ -237,12 +233,10 @@ class App:
                 await cloud.take_tls()
                 await self._run_job(job)
                 cloud.give_tls()
-            elif self.updater and self.updater.staged_key and self._idle():
-                log.event("ota_reboot")
-                self.board.reset()  # at an idle moment; ota.boot swaps the files in
             elif self.updater and self.updater.due(now) and self._idle():
-                await self.updater.run(self.ctx, cloud.take_tls, cloud.give_tls, self._busy, now)
-                self._drop_idle_updater()
+                await self.updater.prepare()
+                log.event("ota_reboot", version=self.updater.job[0]["version"])
+                self.board.reset()  # at an idle moment, into the download (ota.fetch)
             elif self.spotify and self._should_refresh():
                 await cloud.take_tls()
                 await self._spotify_call(self.spotify.refresh)
@@ -271,8 +265,7 @@ class App:
         if self.updater and self.updater.idle():
             self.ota_report = self.updater.section()
             self.updater = None
-            rare.drop("ota.updater", "ota.bundle", "ota.p256", "core.otastate",
-                      "core.otadesired")
+            rare.drop("ota.updater", "core.otastate", "core.otadesired")
 
     def _should_refresh(self):
         return (

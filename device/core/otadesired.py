@@ -22,7 +22,9 @@ BUSY = "busy"  # the job already in hand
 
 # Failures worth another try: the network, not the bundle. The rest are final for
 # that request (same URL, size and hash): trying again would give the same answer.
-TRANSIENT = ("timeout", "closed", "stale", "dns", "truncated", "server_error", "postponed")
+# "interrupted": the download's boot ended without an outcome (power, memory).
+TRANSIENT = ("timeout", "closed", "stale", "dns", "truncated", "server_error", "postponed",
+             "network", "interrupted")
 
 
 def check(desired):

@@ -5,6 +5,8 @@
 #    "trial": true, "boots": 1, a new version until it proves healthy
 #    "crashes": 0,             crashes since the last quiet spell, across resets
 #    "pending": {"version", "key"},   staged, not yet applied
+#    "fetch": {"request", "key", "attempt", "running"},  a download for the next boot
+#    "later": {"key", "attempt", "wait_ms"},   a download to try again after a wait
 #    "done": "<job key>",      the last request finished for good: never tried again
 #    "report": {...}}          reported.ota, kept across reboots
 #
@@ -12,8 +14,10 @@
 # writes state.json only when something did.
 from micropython import const
 
-from core.otadesired import report
+from core.otadesired import is_transient, report
 
+MAX_ATTEMPTS = const(3)  # downloads of one request that failed for a network reason
+POSTPONE_MS = const(60000)  # after a download gave way to music
 TRIAL_BOOTS = const(3)  # boots a new version gets to become healthy
 SAFE_CRASHES = const(10)  # two boots' worth of crash loops (app.MAX_CRASHES each)
 
@@ -41,6 +45,39 @@ def staged(state, running, version, key):
     """A verified bundle waits in ota/staged for the next boot."""
     return _with(state, version=running, pending={"version": version, "key": key},
                  report=report(version, "staged", previous=running))
+
+
+def fetch(state, request, key, running, attempt):
+    """The app asks for a download in a boot of its own (ota.fetch)."""
+    return _with(state, fetch={"request": request, "key": key, "running": running,
+                               "attempt": attempt})
+
+
+def fetched(state, job, reason, wait_ms):
+    """After the download of job (state["fetch"]): staged when reason is None, else to
+    be tried again after wait_ms (a network failure, or someone walked in), else
+    refused for good."""
+    request, key, running, attempt = job["request"], job["key"], job["running"], job["attempt"]
+    version = request["version"]
+    state = _with(state, fetch=None, later=None)
+    if reason is None:
+        return staged(state, running, version, key)
+    if reason == "postponed":
+        return _with(state, later={"key": key, "attempt": attempt, "wait_ms": POSTPONE_MS})
+    if is_transient(reason) and attempt + 1 < MAX_ATTEMPTS:
+        retry = report(version, "refused", reason, running)
+        retry["retry"] = attempt + 1
+        return _with(state, report=retry,
+                     later={"key": key, "attempt": attempt + 1, "wait_ms": wait_ms})
+    return refused(state, version, reason, key, running)
+
+
+def later(state, key):
+    """(attempts so far, ms to wait) before the download of request `key`."""
+    wait = state.get("later")
+    if isinstance(wait, dict) and wait.get("key") == key:
+        return wait.get("attempt", 0), wait.get("wait_ms", 0)
+    return 0, 0
 
 
 def applied(state, version, previous, key):

@@ -1,4 +1,5 @@
-# Runs first at every boot (main.py), before the app is imported. Most boots have
+# Runs first at every boot (main.py), before the app is imported. A boot the app asked
+# for to download an update runs ota/fetch.py and nothing else. Most other boots have
 # nothing to finish, apply or roll back, and are told apart here from state.json and
 # two paths: only the others load the swap machinery (ota/apply.py), whose code and
 # interned names would otherwise stay in the heap for good (some 6 KB of a 112 KB heap).
@@ -13,6 +14,10 @@ from ota.state import JOURNAL, STAGED, load
 def run(board):
     """Boot: returns {"mode": normal|trial|safe, "version": ...}, or resets the board."""
     state = load()
+    if state.get("fetch"):
+        from ota import fetch
+
+        fetch.run(board, state)  # ends in a reset
     if (state.get("trial") or state.get("crashes") or stat_mode(JOURNAL) is not None
             or stat_mode(STAGED) is not None):
         from ota import apply

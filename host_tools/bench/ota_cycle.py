@@ -79,7 +79,7 @@ class OtaCycleProbe:
             result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der),
                              heapsize=heapsize, iot=target, install_firmware=True,
                              files={"ota/pub.bin": self.pub, "ca/ota.der": self.server.ca_der},
-                             on_event=on_event, max_reboots=2)
+                             on_event=on_event, max_reboots=3)
         versions = [e.get("version") for e in result.named("ready")]
         return (versions == [self.old, self.new] and not result.named("crash")
                 and not any("MemoryError" in line for line in result.console))

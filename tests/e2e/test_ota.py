@@ -6,6 +6,7 @@ in the simulator (host_tools.sim.runner install_firmware)."""
 import datetime
 import json
 import threading
+import time
 
 import pytest
 from cryptography import x509
@@ -66,14 +67,15 @@ def thing(iot, tmp_path):
 
 
 def run_device(mock, target, server, release, tmp_path, events, until, on_event=None,
-               files=None):
+               files=None, max_reboots=sim.MAX_REBOOTS, cut=None):
     flash = tmp_path / "flash"
     flash.mkdir(exist_ok=True)
     scenario = sim.validate_scenario({"config": CONFIG, "events": events, "until": until})
     laid = {"ota/pub.bin": release["pub"], "ca/ota.der": server.ca_der}
     laid.update(files or {})
     result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
-                     iot=target, install_firmware=True, files=laid, on_event=on_event)
+                     iot=target, install_firmware=True, files=laid, on_event=on_event,
+                     max_reboots=max_reboots, cut=cut)
     assert result.returncode == 0, "\n".join(result.console[-30:])
     return result, flash
 
@@ -130,8 +132,9 @@ def test_a_good_update_is_downloaded_staged_applied_and_reported(
                                on_event=when("shadow_up", push))
 
     assert [e["version"] for e in result.named("ready")] == [OLD, NEW]
-    assert [e["why"] for e in result.named("reboot")] == ["reset", "reset"]  # staged, swapped
-    assert distinct(watcher.statuses()) == ["downloading", "verifying", "staged", "applied"]
+    # Into the download's own boot, into the swap, into the new version.
+    assert [e["why"] for e in result.named("reboot")] == ["reset", "reset", "reset"]
+    assert distinct(watcher.statuses()) == ["downloading", "applied"]
     doc = shadow.get()
     assert doc["state"]["reported"]["ota"] == {"version": NEW, "status": "applied",
                                                "previous": OLD}
@@ -144,16 +147,16 @@ def test_a_good_update_is_downloaded_staged_applied_and_reported(
         "extra.der", "iot.der", "ota.der", "spotify.der"]
     assert status["cert_earliest"] == "ca/extra.der"
     assert status["cert_not_after"] == extra_expiry
-    assert len(result.named("play", boot=3)) == 1
+    assert len(result.named("play", boot=4)) == 1
     assert len(api_calls(mock, "PUT", "/v1/me/player/pause")) == 1
     state = json.loads((flash / "ota" / "state.json").read_text())
     assert state["trial"] is False  # healthy: the shadow link came up
-    [download] = [r for r in server.requests() if r["path"] == "/" + bundle.name]
-    # One TLS connection at a time (no PSRAM): the shadow link was down for the download.
-    ups = [result.ready_at + e["t"] / 1000 for e in result.named("shadow_up", boot=1)]
-    downs = [result.ready_at + e["t"] / 1000 for e in result.named("shadow_down", boot=1)]
-    down_before = max(t for t in downs if t <= download["start"])
-    assert not [t for t in ups if down_before <= t <= download["end"]], (download, ups, downs)
+    assert len([r for r in server.requests() if r["path"] == "/" + bundle.name]) == 1
+    # The download had a boot of its own: no app, no shadow link, no Spotify beside it.
+    [fetch] = result.named("ota_fetch")
+    assert fetch["boot"] == 2 and result.named("ota_staged", boot=2)
+    assert not [e for e in result.events if e["boot"] == 2 and e["ev"] in (
+        "ready", "shadow_up", "play")]
 
 
 def test_a_download_gives_way_to_music(mock, thing, server, release, tmp_path):
@@ -172,11 +175,36 @@ def test_a_download_gives_way_to_music(mock, thing, server, release, tmp_path):
     names = [e["ev"] for e in result.events]
     assert "ota_postponed" in names and "play" in names
     assert names.index("ota_postponed") < names.index("play")
-    assert result.boots == 1 and not result.named("ota_staged")
+    # The app, the download's boot (cut short), the app again, which plays.
+    assert result.boots == 3 and not result.named("ota_staged")
+    assert result.named("ota_postponed", boot=2) and result.named("play", boot=3)
     assert not (flash / "ota" / "staged").exists()  # nothing half-downloaded is kept
     [download] = [r for r in server.requests() if r["path"] == "/slow.bundle"]
     assert download["sent"] < slow.stat().st_size
     assert distinct(watcher.statuses()) == ["downloading"]  # to be tried again when quiet
+
+
+def test_a_download_boot_cut_off_brings_the_app_back_to_try_again_later(
+        mock, thing, server, release, tmp_path):
+    target, shadow, watcher = thing
+    good = release["www"] / "good.bundle"
+
+    def push():
+        ota_push.push(target.thing, server.url_for(good.name), good, target.endpoint_url)
+
+    result, flash = run_device(mock, target, server, release, tmp_path, [], 4.0,
+                               on_event=when("shadow_up", push), cut="ota_fetch")
+
+    # Power cut mid-download: the next boot is the app, not another download.
+    assert result.named("cut", boot=2) and not result.named("ota_fetch", boot=3)
+    assert [e["version"] for e in result.named("ready")] == [OLD, OLD]
+    assert not (flash / "ota" / "staged").exists()  # the half download went at boot
+    assert [e["mode"] for e in result.named("boot")] == ["normal", "normal"]
+    state = json.loads((flash / "ota" / "state.json").read_text())
+    assert "fetch" not in state and state["later"]["attempt"] == 1
+    assert state["later"]["wait_ms"] > 0
+    assert watcher.reported[-1] == {"version": NEW, "status": "refused", "reason": "interrupted",
+                                    "previous": OLD, "retry": 1}
 
 
 def _forge(release, name, transform):
@@ -210,29 +238,46 @@ def test_bad_updates_are_refused_with_reasons_and_the_old_version_keeps_playing(
          "url: https://host/path of at most 512 characters"),
     ]
     pending = list(cases)
+    finals = []  # pushed cases refused for good: the device clears desired.ota for each
+
+    def cleared():
+        return len([u for u in watcher.updates if u.get("desired", {}).get("ota", 0) is None])
 
     def push_next():
-        if pending:
-            shadow.update_desired({"ota": pending.pop(0)[1]})
+        deadline = time.monotonic() + 20
+        while cleared() < len(finals) and time.monotonic() < deadline:
+            time.sleep(0.05)  # else the clear of the last one could delete this one
+        label, request, reason = pending.pop(0)
+        if reason != "truncated":
+            finals.append(label)
+        shadow.update_desired({"ota": request})
 
     def observe(event):
-        if event["ev"] in ("shadow_up", "ota_refused", "ota_retry") and event["boot"] == 1:
-            if event["ev"] != "shadow_up" or not observe.started:
-                observe.started = True
-                threading.Timer(0.2, push_next).start()
+        # Each download has a boot of its own; the next request goes out once the app
+        # is back and has reported the outcome of the last one.
+        if event["ev"] in ("ota_refused", "ota_retry"):
+            observe.outcome = True
+        elif event["ev"] == "shadow_up" and observe.outcome and pending:
+            observe.outcome = False
+            threading.Thread(target=push_next, daemon=True).start()
 
-    observe.started = False
-    # After the last refusal, with room for a slow machine: six refusals one after another
-    # take some 9 s on an idle one.
-    visit = [{"at": 15.0, "pir": 1}, {"at": 15.5, "pir": 0}]
-    result, flash = run_device(mock, target, server, release, tmp_path, visit, 17.5,
-                               on_event=observe)
+    observe.outcome = True
+    # After the last refusal, with room for a slow machine: five downloads, each in a
+    # boot of its own, and a refusal take some 15 s on an idle one.
+    visit = [{"at": 30.0, "pir": 1}, {"at": 30.5, "pir": 0}]
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 32.5,
+                               on_event=observe, max_reboots=12)
 
+    reasons = [reason for _, _, reason in cases]
+    outcomes = [e for e in result.events if e["ev"] in ("ota_refused", "ota_retry")]
+    assert [e["reason"] for e in outcomes] == reasons
+    assert outcomes[4]["ev"] == "ota_retry"  # a network failure: tried again later
+    # Each boot of the app reports its sections anew: a refusal may show more than once.
     refusals = [r for r in watcher.reported if r and r["status"] == "refused"]
-    assert [r["reason"] for r in refusals] == [reason for _, _, reason in cases]
+    assert distinct([r["reason"] for r in refusals]) == ["bad_signature"] + reasons[2:]
     assert all(r["version"] == NEW and r["previous"] == OLD for r in refusals)
-    assert refusals[4]["retry"] == 1  # a network failure: tried again later
-    assert result.boots == 1 and [e["version"] for e in result.named("ready")] == [OLD]
+    assert [r.get("retry") for r in refusals if r["reason"] == "truncated"][0] == 1
+    assert result.boots == 11 and {e["version"] for e in result.named("ready")} == {OLD}
     assert matches(flash, release["old"]) == []
     assert not (flash / "ota" / "staged").exists()
     assert len(result.named("play")) == 1 and len(result.named("pause")) == 1

@@ -73,3 +73,45 @@ def test_updates_replace_code_and_ca_roots_only():
     for bad in ("secrets.json", "token.json", "ca/root.pem", "ota/pub.bin",
                 "ota/previous/app.mpy", "ota/staged/x.py"):
         assert st.refused_path(["app.mpy", bad]) == bad
+
+
+_JOB = {"request": {"version": "0.2.0"}, "key": "k1", "running": "0.1.0", "attempt": 0}
+
+
+def test_a_download_is_asked_for_the_next_boot():
+    state = st.fetch({"version": "0.1.0"}, {"version": "0.2.0"}, "k1", "0.1.0", 2)
+    assert state["fetch"] == {"request": {"version": "0.2.0"}, "key": "k1",
+                              "running": "0.1.0", "attempt": 2}
+
+
+def test_a_staged_download_ends_the_fetch_and_any_wait():
+    state = st.fetched({"fetch": _JOB, "later": {"key": "k0"}}, _JOB, None, 500)
+    assert "fetch" not in state and "later" not in state
+    assert state["pending"] == {"version": "0.2.0", "key": "k1"}
+    assert state["report"]["status"] == "staged"
+
+
+def test_a_network_failure_is_tried_again_after_the_wait_then_refused_for_good():
+    state = st.fetched({"fetch": _JOB}, _JOB, "truncated", 500)
+    assert state["later"] == {"key": "k1", "attempt": 1, "wait_ms": 500}
+    assert state["report"] == {"version": "0.2.0", "status": "refused", "reason": "truncated",
+                               "previous": "0.1.0", "retry": 1}
+    assert st.later(state, "k1") == (1, 500) and st.later(state, "k2") == (0, 0)
+    last = dict(_JOB, attempt=st.MAX_ATTEMPTS - 1)
+    final = st.fetched(state, last, "truncated", 500)
+    assert "later" not in final and final["done"] == "k1"
+    assert final["report"]["status"] == "refused" and "retry" not in final["report"]
+
+
+def test_a_download_that_gave_way_to_music_waits_and_keeps_its_attempts():
+    state = st.fetched({"report": {"status": "downloading"}}, dict(_JOB, attempt=1),
+                       "postponed", 500)
+    assert state["later"] == {"key": "k1", "attempt": 1, "wait_ms": st.POSTPONE_MS}
+    assert state["report"] == {"status": "downloading"}
+
+
+def test_a_bad_bundle_is_refused_for_good():
+    state = st.fetched({"fetch": _JOB}, _JOB, "bad_signature", 500)
+    assert state["done"] == "k1" and "later" not in state and "fetch" not in state
+    assert state["report"]["reason"] == "bad_signature"
+    assert st.later({"later": "garbage"}, "k1") == (0, 0)
