@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from ..common.cmdline import announce
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 
 
 def cmd_ota_keygen(args) -> int:
@@ -61,6 +61,9 @@ def cmd_ota_serve(args) -> int:
     if not Path(args.dir).is_dir():
         raise SpottyError("no folder %s to serve" % args.dir)
     check_servable(Path(args.dir))  # before the port check and before a CA is written
+    if Path(args.ca_dir).resolve() == Path(args.dir).resolve():
+        raise RefusedError("--ca-dir %s is the served folder: its CA key would sit among the "
+                           "bundles; keep the CA elsewhere" % args.ca_dir)
     check_can_listen(args.host, args.port, "--port")
     if not is_loopback(args.host):
         print("spotty: warning: listening on %s: every machine that reaches this one can "

@@ -135,6 +135,11 @@ def test_the_cli_refuses_both_ways_in_one_line_with_exit_3(capsys, www, keys):
     assert not (www.parent / "ca").exists()  # refused before anything was written
     assert cli.main(["ota", "serve", str(www / "missing"), "--port", "0"]) == 1
     assert capsys.readouterr().err == "spotty: no folder %s to serve\n" % (www / "missing")
+    assert cli.main(["ota", "serve", str(www), "--port", "0", "--ca-dir", str(www)]) == 3
+    assert capsys.readouterr().err == (
+        "spotty: --ca-dir %s is the served folder: its CA key would sit among the bundles; "
+        "keep the CA elsewhere\n" % www)
+    assert sorted(p.name for p in www.iterdir()) == ["fw-1.0.0.spota"]
 
 
 def listening_address(port: int) -> str:
