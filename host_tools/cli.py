@@ -164,7 +164,8 @@ def _login_commands(sub) -> None:
 def _ota_commands(p) -> None:
     sub = p.add_subparsers(dest="ota_command", required=True)
     q = sub.add_parser("keygen", help="create the signing key pair")
-    q.add_argument("dir", nargs="?", default=".", help="where (default: here)")
+    q.add_argument("dir", nargs="?", help="where: a private folder, not one of bundles "
+                   "(default: ~/.config/spotty/ota)")
     q.set_defaults(func=cmd_ota_keygen)
 
     q = sub.add_parser("build", help="compile the firmware and sign it into a bundle")
@@ -192,8 +193,10 @@ def _ota_commands(p) -> None:
     q.set_defaults(func=cmd_ota_status)
 
     q = sub.add_parser("serve", help="serve bundles over HTTPS (a local test server)")
-    q.add_argument("dir", help="folder with the bundles")
-    q.add_argument("--host", default="0.0.0.0")
+    q.add_argument("dir", help="folder with the bundles (only bundles are served; a folder "
+                   "with a private key in it is refused)")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                   "%(default)s: this machine only; e.g. 0.0.0.0 for boards on your network)")
     q.add_argument("--port", type=int, default=8443)
     q.add_argument("--ca-dir", default=".sim/ota-server",
                    help="its CA is kept here; put ca.der on the device to trust it")

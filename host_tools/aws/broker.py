@@ -1,8 +1,11 @@
 """A real mosquitto with mutual TLS and per-thing ACLs: the local stand-in for AWS IoT.
 
 Each client is known by its certificate's CN (as a thing is by its certificate in
-AWS IoT). A thing may use `$aws/things/<its name>/#` only, like a policy built on
-`${iot:Connection.Thing.ThingName}`; the host's shadow service may use all things.
+AWS IoT), and that name is also its MQTT client id, whatever id it sends
+(`use_username_as_clientid`): a thing cannot take over another thing's session or knock it
+off. A thing may use `$aws/things/<its name>/#` and `spotty/<its name>/#` only, like a
+policy built on `${iot:Connection.Thing.ThingName}`; the host's shadow service
+(SERVICE_IDENTITY, a name no thing can have) may use all things.
 """
 
 import datetime
@@ -22,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..common import pki
 from ..common.errors import SpottyError
 
-SHADOW_SERVICE = "shadow-service"
+# Outside the thing-name alphabet (letters, digits, ':', '_', '-'): no thing can be named so.
+SERVICE_IDENTITY = "iot-local.shadow-service"
 HOST = "127.0.0.1"
 _START_TIMEOUT_S = 10.0
 _CA_MARGIN = datetime.timedelta(days=1)
@@ -97,7 +101,7 @@ class Broker:
 
     def _write_config(self) -> None:
         acl = self.dir / "acl"
-        acl.write_text(_ACL.format(service=SHADOW_SERVICE))
+        acl.write_text(_ACL.format(service=SERVICE_IDENTITY))
         lines = [
             "per_listener_settings false",
             "allow_anonymous false",
@@ -112,6 +116,9 @@ class Broker:
             "keyfile %s" % (self.dir / "server.key.pem"),
             "require_certificate true",
             "use_identity_as_username true",
+            # AWS IoT refuses a client id that is not the certificate's thing; mosquitto has no
+            # hook for that with certificate identities, so the id is taken from the CN instead.
+            "use_username_as_clientid true",
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # else mosquitto drops to a user that cannot read 0600 keys
@@ -179,7 +186,7 @@ class Broker:
         self._frozen = False
 
     def issue_client(self, name: str) -> pki.Issued:
-        """A client certificate whose CN is the identity: a thing name or SHADOW_SERVICE."""
+        """A client certificate whose CN is the identity: a thing name or SERVICE_IDENTITY."""
         return self.ca.issue_client(name)
 
     def log_text(self) -> str:

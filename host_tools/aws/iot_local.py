@@ -1,6 +1,7 @@
 """Local AWS IoT (`spotty iot-local`, the tests): mosquitto with mutual TLS, the shadow
 service on MQTT and the data-plane HTTP API, over one persistent store."""
 
+import secrets
 import signal
 import tempfile
 import threading
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..common import pki
-from ..common.errors import SpottyError
-from .broker import Broker
+from ..common.errors import RefusedError, SpottyError
+from . import local_token
+from .broker import SERVICE_IDENTITY, Broker
 from .shadow import ShadowStore
 from .shadow_http import HttpApi
-from .shadow_service import SERVICE_IDENTITY, THING_NAME, MqttBinding, ShadowService
+from .shadow_service import THING_NAME, MqttBinding, ShadowService, Watcher
 
 
 @dataclass
@@ -31,8 +33,8 @@ class ThingFiles:
 
 class IotLocal:
     """Local AWS IoT: mosquitto with mutual TLS, the shadow service on MQTT, and the
-    data-plane HTTP API. With `state_dir` the shadows survive a restart; without it
-    everything lives in a temporary directory."""
+    data-plane HTTP API (which wants `http_token`). With `state_dir` the shadows and the
+    token survive a restart; without it everything lives in a temporary directory."""
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class IotLocal:
         self._mqtt: MqttBinding | None = None
         self._http: HttpApi | None = None
         self.store: ShadowStore | None = None
+        self.http_token = ""
 
     def __enter__(self) -> "IotLocal":
         return self.start()
@@ -83,24 +86,31 @@ class IotLocal:
 
     def start(self) -> "IotLocal":
         if self.state_dir:
-            work = self.state_dir / SERVICE_IDENTITY
+            work = self.state_dir / "shadow-service"
             broker_dir: Path | None = self.state_dir / "broker"
             shadows: Path | None = self.state_dir / "shadows.json"
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.http_token = local_token.load_or_create(self.token_file)
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="iot-local-")
             work, broker_dir, shadows = Path(self._tmp.name), None, None
+            self.http_token = secrets.token_urlsafe(32)
         try:
             self._broker = Broker(state_dir=broker_dir, port=self._mqtt_port).start()
             self.store = ShadowStore(clock=self._clock, path=shadows)
             service = ShadowService(self.store)
             self._mqtt = self._mqtt_binding(service, work)
             self._mqtt.start()
-            self._http = HttpApi(service, port=self._http_port)
+            self._http = HttpApi(service, self.http_token, port=self._http_port)
             self._http.start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    @property
+    def token_file(self) -> Path | None:
+        return self.state_dir / local_token.FILE_NAME if self.state_dir else None
 
     def _mqtt_binding(self, service: ShadowService, work: Path) -> MqttBinding:
         self.broker.issue_client(SERVICE_IDENTITY).write(work, "client")
@@ -128,10 +138,31 @@ class IotLocal:
             self._tmp.cleanup()
             self._tmp = None
 
+    def watch(self, topic_filter: str, watcher: Watcher) -> Callable[[], None]:
+        """watcher(topic, payload) for every message on the filter, read with the shadow
+        service's rights (e.g. `$aws/things/<thing>/shadow/update/accepted`); returns the
+        function that stops it."""
+        binding = self._running_binding()
+        binding.watch(topic_filter, watcher)
+        return lambda: binding.unwatch(topic_filter, watcher)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """One message as the shadow service, which may write to every thing's topics."""
+        self._running_binding().publish(topic, payload, qos)
+
+    def _running_binding(self) -> MqttBinding:
+        if self._mqtt is None:
+            raise SpottyError("the local IoT service is not running")
+        return self._mqtt
+
     def issue_thing(self, name: str, out_dir: Path) -> ThingFiles:
         """A client certificate whose CN is the thing name, plus the broker's CA."""
+        if name == SERVICE_IDENTITY:
+            raise RefusedError("thing name %r is the local stand-in's own shadow service: a "
+                               "thing named so would have its rights to every thing" % name)
         if not THING_NAME.fullmatch(name):
-            raise SpottyError("invalid thing name %r: use letters, digits, ':', '_', '-'" % name)
+            raise RefusedError("invalid thing name %r: use letters, digits, ':', '_', '-'"
+                               % name)
         out_dir = Path(out_dir)
         self.broker.issue_client(name).write(out_dir, name)
         (out_dir / "ca.der").write_bytes(self.ca.cert_der)
@@ -155,11 +186,17 @@ def serve(state_dir: Path, mqtt_port: int, http_port: int, announce: Callable[[d
     with IotLocal(state_dir, mqtt_port=mqtt_port, http_port=http_port) as iot:
         ca_der = Path(state_dir) / "ca.der"
         ca_der.write_bytes(iot.ca.cert_der)
-        announce({
-            "mqtt_host": iot.mqtt_host,
-            "mqtt_port": iot.mqtt_port,
-            "endpoint_url": iot.endpoint_url,
-            "ca_der": str(ca_der),
-        })
-        while not stop.wait(1.0):
-            pass
+        # Other spotty commands of this user find the token by the endpoint they are given.
+        local_token.record(iot.endpoint_url, iot.http_token)
+        try:
+            announce({
+                "mqtt_host": iot.mqtt_host,
+                "mqtt_port": iot.mqtt_port,
+                "endpoint_url": iot.endpoint_url,
+                "ca_der": str(ca_der),
+                "token_file": str(iot.token_file),
+            })
+            while not stop.wait(1.0):
+                pass
+        finally:
+            local_token.withdraw(iot.endpoint_url, iot.http_token)

@@ -1,13 +1,15 @@
 """The device's shadow through the AWS IoT data-plane API (boto3 `iot-data`).
 
 Real AWS by default (the account's ATS data endpoint is looked up); any endpoint
-with `endpoint_url`, e.g. the local stand-in from `spotty iot-local`.
+with `endpoint_url`, e.g. the local stand-in from `spotty iot-local`, whose token is
+sent when spotty knows it (local_token.py).
 """
 
 import json
 import os
 
 from ..common.errors import SpottyError
+from . import local_token
 
 
 def _boto3():
@@ -40,6 +42,7 @@ class ShadowClient:
 
         self.thing = thing
         region = _region(region)
+        token = local_token.token_for(endpoint_url)  # only for an endpoint the user names
         if endpoint_url is None:
             endpoint_url = _ats_endpoint(region)
         self._client = _boto3().client(
@@ -47,6 +50,8 @@ class ShadowClient:
             config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=10),
             **_local_credentials(endpoint_url),
         )
+        if token:
+            local_token.attach(self._client, token)
 
     @classmethod
     def from_args(cls, args) -> "ShadowClient":

@@ -4,7 +4,8 @@
 that boto3's `iot-data` client works unchanged. An update or delete also publishes the
 MQTT messages (through ShadowService). `POST /topics/<topic>?qos=` is the data-plane
 Publish: the body goes out as one MQTT message (how `spotty spotify-login --thing`
-hands over a token).
+hands over a token). Every request must carry the stand-in's token (local_token.py) where
+AWS checks a signature; without it the answer is 401 UnauthorizedException.
 """
 
 import re
@@ -14,6 +15,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import local_token
 from .shadow_doc import MAX_REQUEST_BYTES
 from .shadow_service import SHADOW_NAME, THING_NAME, ShadowService, encode
 
@@ -22,6 +24,7 @@ _PUBLISH_PATH = re.compile(r"/topics/(.+)")
 TOPIC_MAX_BYTES = 256  # AWS IoT's limit for a topic name
 ERROR_TYPES = {
     400: "InvalidRequestException",
+    401: "UnauthorizedException",
     404: "ResourceNotFoundException",
     405: "MethodNotAllowedException",
     409: "ConflictException",
@@ -30,6 +33,9 @@ ERROR_TYPES = {
     503: "ServiceUnavailableException",
 }
 HTTP_OPERATIONS = {"GET": "get", "POST": "update", "DELETE": "delete"}
+UNAUTHORIZED = ("missing or wrong %s header: the local stand-in's token is the file %s in "
+                "its state dir (spotty sends it itself)" % (local_token.HEADER,
+                                                          local_token.FILE_NAME))
 
 
 class _ShadowHandler(BaseHTTPRequestHandler):
@@ -55,6 +61,9 @@ class _ShadowHandler(BaseHTTPRequestHandler):
         pass
 
     def _dispatch(self) -> None:
+        if not local_token.matches(self.headers.get(local_token.HEADER), self.server.token):
+            self._drain()
+            return self._error(401, UNAUTHORIZED)
         url = urlsplit(self.path)
         publish = _PUBLISH_PATH.fullmatch(url.path)
         if publish:
@@ -138,16 +147,20 @@ class _ShadowHandler(BaseHTTPRequestHandler):
 class _ShadowHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: ShadowService):
+    def __init__(self, address: tuple[str, int], service: ShadowService, token: str):
         super().__init__(address, _ShadowHandler)
         self.service = service
+        self.token = token
 
 
 class HttpApi:
-    """The shadow part of the AWS IoT data-plane REST API, on loopback, plain HTTP."""
+    """The shadow part of the AWS IoT data-plane REST API, on loopback, plain HTTP, for
+    requests that carry `token`. While it runs, spotty's clients in this process find it."""
 
-    def __init__(self, service: ShadowService, host: str = "127.0.0.1", port: int = 0):
-        self._server = _ShadowHttpServer((host, port), service)
+    def __init__(self, service: ShadowService, token: str, host: str = "127.0.0.1",
+                 port: int = 0):
+        self.token = token
+        self._server = _ShadowHttpServer((host, port), service, token)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="shadow-http", daemon=True
         )
@@ -158,9 +171,11 @@ class HttpApi:
         return "http://%s:%d" % (str(host), port)
 
     def start(self) -> None:
+        local_token.register(self.url, self.token)
         self._thread.start()
 
     def stop(self) -> None:
+        local_token.unregister(self.url)
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

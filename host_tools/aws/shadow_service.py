@@ -1,7 +1,7 @@
 """The local stand-in for AWS IoT's Device Shadow service: one ShadowStore, two bindings.
 
-- MQTT (here): a client named "shadow-service" on the local mosquitto (mutual TLS)
-  answers `$aws/things/<thing>/shadow[/name/<shadow>]/{update,get,delete}` on the
+- MQTT (here): a client with the broker's SERVICE_IDENTITY on the local mosquitto (mutual
+  TLS) answers `$aws/things/<thing>/shadow[/name/<shadow>]/{update,get,delete}` on the
   reserved response topics, as AWS IoT does.
 - HTTP (shadow_http.py): the data-plane REST API, close enough that boto3's `iot-data`
   client works unchanged. An HTTP update or delete also publishes the MQTT messages,
@@ -19,10 +19,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from ..common.errors import SpottyError
+from .broker import SERVICE_IDENTITY
 from .shadow import ShadowStore
 from .shadow_doc import Message
 
-SERVICE_IDENTITY = "shadow-service"
 OPERATIONS = ("update", "get", "delete")
 SUBSCRIPTIONS = [f"$aws/things/+/shadow/{op}" for op in OPERATIONS] + [
     f"$aws/things/+/shadow/name/+/{op}" for op in OPERATIONS
@@ -32,6 +32,7 @@ SHADOW_NAME = re.compile(r"[A-Za-z0-9:_-]{1,64}")
 _TOPIC = re.compile(r"\$aws/things/([^/]+)/shadow(?:/name/([^/]+))?/(update|get|delete)")
 
 Publish = Callable[..., None]  # (topic, payload, qos=1)
+Watcher = Callable[[str, bytes], None]  # (topic, payload)
 
 
 def topic_prefix(thing: str, shadow_name: str = "") -> str:
@@ -126,6 +127,9 @@ class MqttBinding:
         self.service = service
         self.host, self.port = host, port
         self._subscribed = threading.Event()
+        self._watchers: list[tuple[str, Watcher]] = []
+        self._acks = threading.Condition()
+        self._acked: set[int] = set()
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=SERVICE_IDENTITY,
@@ -159,14 +163,43 @@ class MqttBinding:
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         self.client.publish(topic, payload, qos=qos)
 
+    def watch(self, topic_filter: str, watcher: Watcher, timeout: float = 10.0) -> None:
+        """Also hand every message on `topic_filter` to watcher(topic, payload), with the
+        service's right to read every thing's topics (tests watch a shadow so). Meant for
+        topics the service does not answer itself, such as `.../update/accepted`."""
+        with self._acks:
+            self._watchers.append((topic_filter, watcher))
+        _, mid = self.client.subscribe(topic_filter, 1)
+        with self._acks:
+            acked = self._acks.wait_for(lambda: mid in self._acked, timeout)
+            self._acked.discard(mid)
+        if not acked:
+            raise SpottyError("shadow service: could not subscribe to %s" % topic_filter)
+
+    def unwatch(self, topic_filter: str, watcher: Watcher) -> None:
+        with self._acks:
+            self._watchers.remove((topic_filter, watcher))
+            still = any(f == topic_filter for f, _ in self._watchers)
+        if not still:
+            self.client.unsubscribe(topic_filter)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             # Subscribing here, not once, restores the subscriptions after a reconnect.
-            client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
+            with self._acks:
+                watched = {f for f, _ in self._watchers}
+            client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS + sorted(watched)])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if all(not code.is_failure for code in reason_codes):
             self._subscribed.set()
+            with self._acks:
+                self._acked.add(mid)
+                self._acks.notify_all()
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         self.service.handle_mqtt(message.topic, message.payload)
+        with self._acks:
+            watchers = [w for f, w in self._watchers if mqtt.topic_matches_sub(f, message.topic)]
+        for watcher in watchers:
+            watcher(message.topic, message.payload)

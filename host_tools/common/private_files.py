@@ -6,6 +6,20 @@ import os
 from pathlib import Path
 
 
+def user_dir() -> Path:
+    """~/.config/spotty: the user's own files (the Spotify login, the OTA signing key)."""
+    return Path.home() / ".config" / "spotty"
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create the folder (and its parents) if missing; one that is created is 0700."""
+    path = Path(path)
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Replace the file atomically, readable by the owner only from the first byte on.
 

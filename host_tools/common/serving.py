@@ -1,6 +1,7 @@
 """Running a local HTTPS stand-in (mock Spotify, OTA server) in a background thread."""
 
 import errno
+import ipaddress
 import socket
 import threading
 from socketserver import BaseServer
@@ -31,3 +32,13 @@ def check_can_listen(host: str, port: int, option: str) -> None:
             reason = "address in use" if e.errno == errno.EADDRINUSE else (e.strerror or e)
             raise SpottyError("cannot listen on %s:%d: %s (%s)" % (host, port, reason, option)
                               ) from e
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach a server listening on `host`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface

@@ -19,9 +19,9 @@ from cryptography.utils import CryptographyDeprecationWarning
 from ..board.deploy import compile_firmware
 from ..common import devicepath
 from ..common.errors import RefusedError, SpottyError
-from ..common.private_files import write_private
+from ..common.private_files import make_private_dir, write_private
+from .keyplace import PRIVATE_KEY_NAME, check_key_dir
 
-PRIVATE_KEY_NAME = "ota_key.pem"
 PUBLIC_KEY_NAME = "ota_pub.bin"
 _VERSION_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_")
 
@@ -37,8 +37,10 @@ def _format():
 
 def keygen(directory: Path, overwrite: bool = False) -> tuple[Path, Path]:
     """Create the OTA signing key pair: a 0600 PEM private key and the device's public key
-    (64 raw bytes, X || Y). Refuses to replace an existing key unless told to: every
-    device in the field trusts it, and losing it means no more updates for them."""
+    (64 raw bytes, X || Y), in a folder created 0700. Refuses to replace an existing key
+    unless told to: every device in the field trusts it, and losing it means no more
+    updates for them. Refuses a folder of bundles too (keyplace.py): `ota serve` publishes
+    those."""
     directory = Path(directory)
     private_path = directory / PRIVATE_KEY_NAME
     public_path = directory / PUBLIC_KEY_NAME
@@ -46,7 +48,8 @@ def keygen(directory: Path, overwrite: bool = False) -> tuple[Path, Path]:
         for path in (private_path, public_path):
             if path.exists():
                 raise SpottyError("%s exists; refusing to replace an OTA signing key" % path)
-    directory.mkdir(parents=True, exist_ok=True)
+    check_key_dir(directory)
+    make_private_dir(directory)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM,

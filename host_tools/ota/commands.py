@@ -1,14 +1,17 @@
 """`spotty ota keygen|build|show|push|status|serve`."""
 
+import sys
 from pathlib import Path
 
 from ..common.cmdline import announce
+from ..common.errors import RefusedError, SpottyError
 
 
 def cmd_ota_keygen(args) -> int:
     from . import bundles as ota
+    from .keyplace import default_key_dir
 
-    private_path, public_path = ota.keygen(Path(args.dir))
+    private_path, public_path = ota.keygen(Path(args.dir) if args.dir else default_key_dir())
     print("private key %s (0600): keep it safe and offline; it signs every update" %
           private_path)
     print("public key  %s: give it to `spotty provision --ota-pubkey`" % public_path)
@@ -51,10 +54,21 @@ def cmd_ota_status(args) -> int:
 
 
 def cmd_ota_serve(args) -> int:
-    from ..common.serving import check_can_listen
+    from ..common.serving import check_can_listen, is_loopback
+    from .keyplace import check_servable
     from .server import serve
 
+    if not Path(args.dir).is_dir():
+        raise SpottyError("no folder %s to serve" % args.dir)
+    check_servable(Path(args.dir))  # before the port check and before a CA is written
+    if Path(args.ca_dir).resolve() == Path(args.dir).resolve():
+        raise RefusedError("--ca-dir %s is the served folder: its CA key would sit among the "
+                           "bundles; keep the CA elsewhere" % args.ca_dir)
     check_can_listen(args.host, args.port, "--port")
+    if not is_loopback(args.host):
+        print("spotty: warning: listening on %s: every machine that reaches this one can "
+              "download the bundles (bundles only: they are signed, not secret)" % args.host,
+              file=sys.stderr)
     serve(Path(args.dir), args.host, args.port, Path(args.ca_dir), announce)
     return 0
 

@@ -2,12 +2,15 @@
 
 The certificate comes from a throwaway CA (host_tools.common.pki) unless one is given; a
 device downloads only from a server whose CA is among its roots (ca/*.der), so
-that CA's DER must be on the board (`ca_der`). Only files directly in the
-directory are served, GET and HEAD only. For tests, `cut_after(name, n)` makes the
+that CA's DER must be on the board (`ca_der`). Only OTA bundles directly in the
+directory are served (files that begin with the bundle magic: never a key, whatever
+lands in the folder later), GET and HEAD only, and a folder that holds a private key is
+refused at start (keyplace.py). For tests, `cut_after(name, n)` makes the
 next downloads of a file stop after n bytes while announcing the full length, and
 `throttle(name, rate)` sends it at `rate` bytes a second.
 """
 
+import os
 import shutil
 import signal
 import ssl
@@ -17,12 +20,15 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from ..common import pki
 from ..common.serving import serve_in_thread
+from .keyplace import check_servable, open_bundle
 
 _CHUNK = 16384
+NOT_SERVED = b"not found: this server hands out OTA bundles only\n"
 _HANDSHAKE_TIMEOUT_S = 10
 
 
@@ -56,6 +62,7 @@ class OtaServer:
         return "%s/%s" % (self.url, name)
 
     def start(self) -> "OtaServer":
+        check_servable(self.directory)
         self._tmp = tempfile.mkdtemp(prefix="ota-server-")
         try:
             names = ["localhost", "127.0.0.1"]
@@ -111,12 +118,14 @@ class OtaServer:
         with self._lock:
             return self._rates.get(name)
 
-    def _file(self, target: str) -> Path | None:
+    def _open(self, target: str) -> tuple[str, BinaryIO] | None:
+        """(name, the bundle opened at its start) for a request path, or None."""
         name = unquote(urlsplit(target).path).lstrip("/")
         if not name or "/" in name or "\\" in name or name.startswith("."):
             return None
         path = self.directory / name
-        return path if path.is_file() else None
+        opened = open_bundle(path) if path.is_file() else None
+        return None if opened is None else (name, opened)
 
 
 class _Server(ThreadingHTTPServer):
@@ -161,13 +170,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, body: bool) -> None:
         owner = self.server.owner
         start = time.monotonic()
-        path = owner._file(self.path)
-        if path is None:
-            self._answer(404, b"not found\n")
+        found = owner._open(self.path)
+        if found is None:
+            self._answer(404, NOT_SERVED)
             owner._record(self.path, 404, 0, start)
             return
-        size = path.stat().st_size
-        cut = owner._cut_for(path.name) if body else None
+        name, f = found
+        with f:
+            sent = self._send_file(name, f, body)
+        owner._record(self.path, 200, sent, start)
+
+    def _send_file(self, name: str, f: BinaryIO, body: bool) -> int:
+        owner = self.server.owner
+        size = os.fstat(f.fileno()).st_size
+        cut = owner._cut_for(name) if body else None
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(size))
@@ -178,21 +194,20 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0
         if body:
             limit = size if cut is None else min(cut, size)
-            rate = owner._rate_for(path.name)
+            rate = owner._rate_for(name)
             piece = _CHUNK if rate is None else max(1, int(rate / 10))
-            with open(path, "rb") as f:
-                while sent < limit:
-                    data = f.read(min(piece, limit - sent))
-                    if not data:
-                        break
-                    try:
-                        self.wfile.write(data)
-                    except OSError:
-                        break  # the client gave up
-                    sent += len(data)
-                    if rate is not None:
-                        time.sleep(len(data) / rate)
-        owner._record(self.path, 200, sent, start)
+            while sent < limit:
+                data = f.read(min(piece, limit - sent))
+                if not data:
+                    break
+                try:
+                    self.wfile.write(data)
+                except OSError:
+                    break  # the client gave up
+                sent += len(data)
+                if rate is not None:
+                    time.sleep(len(data) / rate)
+        return sent
 
     def _answer(self, status: int, data: bytes) -> None:
         self.send_response(status)

@@ -31,7 +31,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..common.errors import DeviceOffline, SpottyError
-from ..common.private_files import write_private
+from ..common.private_files import user_dir, write_private
 
 DEFAULT_PORT = 8888
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
@@ -45,7 +45,7 @@ TOKEN_TOPIC = "spotty/%s/token"  # the device's own topic: not the shadow, which
 
 
 def default_token_file() -> Path:
-    return Path.home() / ".config" / "spotty" / "spotify-token.json"
+    return user_dir() / "spotify-token.json"
 
 
 # -- PKCE (RFC 7636) ------------------------------------------------------------------

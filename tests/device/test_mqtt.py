@@ -18,7 +18,7 @@ import pytest
 from needs import needs_mosquitto
 
 from host_tools.aws import broker as broker_module
-from host_tools.aws.broker import SHADOW_SERVICE, Broker
+from host_tools.aws.broker import SERVICE_IDENTITY, Broker
 from host_tools.common import pki
 from host_tools.common.errors import SpottyError
 from host_tools.sim.runtime import micropython_env, micropython_path
@@ -156,7 +156,7 @@ def device(tmp_path):
 def peers(tmp_path):
     started = []
 
-    def start(broker, name=SHADOW_SERVICE):
+    def start(broker, name=SERVICE_IDENTITY):
         started.append(Peer(broker, name, tmp_path))
         return started[-1]
 

@@ -3,11 +3,8 @@
 import hashlib
 import json
 import shutil
-import ssl
 import threading
 from pathlib import Path
-
-import paho.mqtt.client as mqtt
 
 from host_tools.board import deploy
 from host_tools.common.devicepath import DEVICE_DIR
@@ -78,30 +75,17 @@ def digest(data: bytes) -> str:
 
 
 class ShadowWatcher:
-    """Every reported.ota and desired.ota the shadow accepted, in order (as the shadow
-    service, which may read every thing's topics)."""
+    """Every reported.ota and desired.ota the shadow accepted, in order (read through the
+    shadow service's own MQTT client, which may read every thing's topics)."""
 
-    def __init__(self, iot, thing: str, workdir: Path):
+    def __init__(self, iot, thing: str):
         self.reported = []
         self.updates = []
         self._lock = threading.Lock()
-        iot.broker.issue_client("shadow-service").write(workdir, "watch")
-        (workdir / "ca.pem").write_bytes(iot.ca.cert_pem)
-        subscribed = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="watch-" + thing,
-                             protocol=mqtt.MQTTv311)
-        client.tls_set(ca_certs=str(workdir / "ca.pem"), certfile=str(workdir / "watch.pem"),
-                       keyfile=str(workdir / "watch.key.pem"), cert_reqs=ssl.CERT_REQUIRED)
-        client.on_message = self._on_message
-        client.on_subscribe = lambda *args: subscribed.set()
-        client.connect(iot.mqtt_host, iot.mqtt_port)
-        client.subscribe("$aws/things/%s/shadow/update/accepted" % thing, 1)
-        client.loop_start()
-        assert subscribed.wait(5), "could not watch the shadow"
-        self._client = client
+        self._stop = iot.watch("$aws/things/%s/shadow/update/accepted" % thing, self._on_message)
 
-    def _on_message(self, client, userdata, message) -> None:
-        state = json.loads(message.payload).get("state", {})
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        state = json.loads(payload).get("state", {})
         with self._lock:
             self.updates.append(state)
             reported = state.get("reported", {})
@@ -113,5 +97,4 @@ class ShadowWatcher:
             return [r["status"] if isinstance(r, dict) else r for r in self.reported]
 
     def close(self) -> None:
-        self._client.loop_stop()
-        self._client.disconnect()
+        self._stop()

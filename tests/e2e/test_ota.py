@@ -61,7 +61,7 @@ _names = iter(range(1, 1000))
 def thing(iot, tmp_path):
     name = "ota-%d" % next(_names)
     target = iot_target(iot, name, tmp_path / "keys")
-    watcher = ShadowWatcher(iot, name, tmp_path)
+    watcher = ShadowWatcher(iot, name)
     yield target, ShadowClient(name, iot.endpoint_url), watcher
     watcher.close()
 

@@ -3,11 +3,9 @@ local shadow service: configuration in, status and statistics out."""
 
 import itertools
 import json
-import ssl
 import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 from needs import needs_mosquitto
 
@@ -41,21 +39,9 @@ def reported(shadow):
     return shadow.get()["state"]["reported"]
 
 
-def service_publish(iot, tmp_path, topic, payload: bytes):
+def service_publish(iot, topic, payload: bytes):
     """Publish as the shadow service would (it may write to every thing's topics)."""
-    iot.broker.issue_client("shadow-service").write(tmp_path, "svc")
-    (tmp_path / "ca.pem").write_bytes(iot.ca.cert_pem)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="svc-test",
-                         protocol=mqtt.MQTTv311)
-    client.tls_set(ca_certs=str(tmp_path / "ca.pem"), certfile=str(tmp_path / "svc.pem"),
-                   keyfile=str(tmp_path / "svc.key.pem"), cert_reqs=ssl.CERT_REQUIRED)
-    client.connect(iot.mqtt_host, iot.mqtt_port)
-    client.loop_start()
-    try:
-        client.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+    iot.publish(topic, payload)
 
 
 def test_first_connect_creates_the_shadow_with_config_status_and_stats(mock, run_sim, thing):
@@ -111,23 +97,22 @@ def test_a_change_made_while_the_device_is_off_applies_at_boot(mock, run_sim, th
     assert reported(shadow)["config"]["if_busy"] == "transfer"
 
 
-def test_stale_malformed_and_oversized_messages_are_ignored(mock, run_sim, thing, iot,
-                                                            tmp_path):
+def test_stale_malformed_and_oversized_messages_are_ignored(mock, run_sim, thing, iot):
     target, shadow = thing
     topic = "$aws/things/%s/shadow/update/delta" % target.thing
 
     def inject(event):
         if event["ev"] == "shadow_up" and not inject.done:
             inject.done = True
-            threading.Thread(target=send, daemon=True).start()
-
-    def send():
-        service_publish(iot, tmp_path, topic, b"{not json")
-        service_publish(iot, tmp_path, topic, b"[1, 2]")
-        service_publish(iot, tmp_path, topic, json.dumps(
-            {"version": 1, "state": {"config": {"timeout_s": 7}, "pad": "x" * 20000}}).encode())
-        service_publish(iot, tmp_path, topic, json.dumps(
-            {"version": 1, "state": {"config": {"timeout_s": 9}}}).encode())
+            service_publish(iot, topic, b"{not json")
+            service_publish(iot, topic, b"[1, 2]")
+            service_publish(iot, topic, json.dumps(
+                {"version": 1, "state": {"config": {"timeout_s": 7}, "pad": "x" * 20000}}
+            ).encode())
+        elif event["ev"] == "config_applied":
+            # Once the device holds a later version (the desired change at 2.5 s).
+            service_publish(iot, topic, json.dumps(
+                {"version": 1, "state": {"config": {"timeout_s": 9}}}).encode())
 
     inject.done = False
     result = run_with_iot(run_sim, target, [{"at": 2.5, "desired": {"volume": 30}}], 4.0,

@@ -27,10 +27,10 @@ def iot():
 
 
 def publish(iot, directory, identity, topic, payloads):
-    """Publish as `identity` (a thing, or the host's shadow-service)."""
+    """Publish as the thing `identity` (its own certificate, its name as client id)."""
     iot.broker.issue_client(identity).write(directory, identity)
     (directory / "ca.pem").write_bytes(iot.ca.cert_pem)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="push-" + identity,
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=identity,
                          protocol=mqtt.MQTTv311)
     client.tls_set(ca_certs=str(directory / "ca.pem"),
                    certfile=str(directory / (identity + ".pem")),

@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from host_tools.aws import local_token
 from host_tools.aws.shadow import ShadowStore
 from host_tools.aws.shadow_http import HttpApi
 from host_tools.aws.shadow_service import ShadowService
@@ -167,9 +168,11 @@ def observe(client, thing: str, steps) -> list:
 
 @pytest.fixture(scope="module")
 def ours():
-    api = HttpApi(ShadowService(ShadowStore()))
+    api = HttpApi(ShadowService(ShadowStore()), token="diff-test-token")
     api.start()
-    yield boto3.client("iot-data", endpoint_url=api.url, region_name=REGION, **CREDENTIALS)
+    client = boto3.client("iot-data", endpoint_url=api.url, region_name=REGION, **CREDENTIALS)
+    local_token.attach(client, api.token)
+    yield client
     api.stop()
 
 

@@ -2,6 +2,7 @@
 client per thing, and boto3 on the HTTP API."""
 
 import json
+import stat
 import threading
 import time
 
@@ -11,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from needs import needs_mosquitto
 
+from host_tools.aws import local_token
 from host_tools.aws.iot_local import IotLocal
 
 pytestmark = needs_mosquitto
@@ -20,23 +22,29 @@ QUIET_S = 0.5
 
 
 class Device:
-    """A paho client with the thing's certificate, recording what it receives."""
+    """A paho client with the thing's certificate, recording what it receives (and its
+    disconnections). It sends the thing name as client id unless told another, and keeps a
+    persistent session as the firmware does when asked."""
 
-    def __init__(self, iot: IotLocal, name: str, cert_dir):
+    def __init__(self, iot: IotLocal, name: str, cert_dir, client_id: str | None = None,
+                 persistent: bool = False):
         files = iot.issue_thing(name, cert_dir)
         self.name = name
         self.prefix = f"$aws/things/{name}/shadow"
         self._received: list[tuple[str, bytes]] = []
         self._changed = threading.Condition()
         self._acks: dict[int, threading.Event] = {}
+        self.disconnects: list = []
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv311
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or name,
+            protocol=mqtt.MQTTv311, clean_session=not persistent,
         )
         client.tls_set(
             ca_certs=str(files.ca_pem), certfile=str(files.cert_pem), keyfile=str(files.key_pem)
         )
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_disconnect = lambda c, u, flags, rc, p: self.disconnects.append(rc)
         connected = threading.Event()
         client.on_connect = lambda *args: connected.set()
         client.connect(iot.mqtt_host, iot.mqtt_port)
@@ -90,15 +98,17 @@ def iot():
         yield running
 
 
+def data_client(iot: IotLocal, token: str | None = None):
+    """boto3's iot-data client on the stand-in, with its token unless given another."""
+    client = boto3.client("iot-data", endpoint_url=iot.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x")
+    local_token.attach(client, token or iot.http_token)
+    return client
+
+
 @pytest.fixture
 def iot_data(iot):
-    return boto3.client(
-        "iot-data",
-        endpoint_url=iot.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    return data_client(iot)
 
 
 @pytest.fixture
@@ -217,16 +227,14 @@ def test_service_resubscribes_after_a_broker_restart(iot, devices):
 def test_shadows_survive_a_restart(tmp_path):
     payload = json.dumps({"state": {"reported": {"a": 1}}})
     with IotLocal(tmp_path / "iot") as first:
-        client = boto3.client(
-            "iot-data", endpoint_url=first.endpoint_url, region_name="us-east-1",
-            aws_access_key_id="x", aws_secret_access_key="x",
-        )
-        client.update_thing_shadow(thingName="bath-1", payload=payload)
+        data_client(first).update_thing_shadow(thingName="bath-1", payload=payload)
     with IotLocal(tmp_path / "iot") as second:
-        client = boto3.client(
-            "iot-data", endpoint_url=second.endpoint_url, region_name="us-east-1",
-            aws_access_key_id="x", aws_secret_access_key="x",
-        )
-        got = json.loads(client.get_thing_shadow(thingName="bath-1")["payload"].read())
+        answer = data_client(second).get_thing_shadow(thingName="bath-1")
+        got = json.loads(answer["payload"].read())
     assert got["state"] == {"reported": {"a": 1}}
     assert got["version"] == 1
+    # The token is kept with the state, so a client set up with it keeps working.
+    assert second.http_token == first.http_token
+    token_file = tmp_path / "iot" / "http-token"
+    assert token_file.read_text() == first.http_token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

@@ -35,7 +35,7 @@ def api_with(request):
     apis = []
 
     def start(publish):
-        api = HttpApi(ShadowService(ShadowStore(), publish))
+        api = HttpApi(ShadowService(ShadowStore(), publish), token="push-test-token")
         api.start()
         apis.append(api)
         return ShadowClient(THING, api.url, "eu-west-1")
