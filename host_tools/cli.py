@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iot", action="store_true",
                    help="with the shadow link, against a local AWS IoT stand-in (needs mosquitto)")
     p.add_argument("--thing", default="sim-bathroom", help="thing name with --iot")
+    p.add_argument("--endpoint-url", metavar="URL", help="with the shadow link of a running "
+                   "`spotty iot-local` (its HTTP endpoint; implies --iot), so the shadow stays "
+                   "for `config`, `stats` and `dashboard`")
+    p.add_argument("--state-dir", metavar="DIR", help="that iot-local's --state-dir (default "
+                   ".sim/iot-local; implies --iot)")
+    p.add_argument("--flash", metavar="DIR", help="keep the simulated board's flash here, so "
+                   "its statistics and settings carry over to the next run, as on a board")
     p.add_argument("--install", action="store_true",
                    help="compile the firmware into the simulated flash and run it from there, "
                    "as on a board (.mpy; OTA swaps real files)")

@@ -1,10 +1,11 @@
 """The shadow part of the AWS IoT data-plane REST API, for the local stand-in.
 
 `GET|POST|DELETE /things/<thing>/shadow[?name=]` on loopback, plain HTTP, close enough
-that boto3's `iot-data` client works unchanged. An update or delete also publishes the
-MQTT messages (through ShadowService). `POST /topics/<topic>?qos=` is the data-plane
-Publish: the body goes out as one MQTT message (how `spotty spotify-login --thing`
-hands over a token).
+that boto3's `iot-data` client works unchanged. `GET /things` is the control plane's
+ListThings (boto3's `iot` client): the things that have a shadow, in one page. An
+update or delete also publishes the MQTT messages (through ShadowService).
+`POST /topics/<topic>?qos=` is the data-plane Publish: the body goes out as one MQTT
+message (how `spotty spotify-login --thing` hands over a token).
 """
 
 import re
@@ -29,6 +30,7 @@ ERROR_TYPES = {
     415: "UnsupportedDocumentEncodingException",
     503: "ServiceUnavailableException",
 }
+THING_ARN = "arn:aws:iot:local:000000000000:thing/%s"
 HTTP_OPERATIONS = {"GET": "get", "POST": "update", "DELETE": "delete"}
 
 
@@ -56,6 +58,8 @@ class _ShadowHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
+        if url.path == "/things" and self.command == "GET":
+            return self._list_things()
         publish = _PUBLISH_PATH.fullmatch(url.path)
         if publish:
             return self._publish(unquote(publish.group(1)), parse_qs(url.query))
@@ -84,6 +88,12 @@ class _ShadowHandler(BaseHTTPRequestHandler):
             op, thing, shadow_name, body if op == "update" else None
         )
         self._reply(status, doc)
+
+    def _list_things(self) -> None:
+        self._drain()
+        things = [{"thingName": name, "thingArn": THING_ARN % name, "attributes": {}, "version": 1}
+                  for name in self.server.service.store.things()]
+        self._reply(200, {"things": things})
 
     def _publish(self, topic: str, query: dict) -> None:
         """Like AWS IoT's Publish: qos 0 (the default) or 1; the body is the payload."""

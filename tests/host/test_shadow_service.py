@@ -230,3 +230,16 @@ def test_shadows_survive_a_restart(tmp_path):
         got = json.loads(client.get_thing_shadow(thingName="bath-1")["payload"].read())
     assert got["state"] == {"reported": {"a": 1}}
     assert got["version"] == 1
+
+
+def test_list_things_names_the_things_with_a_shadow(iot, iot_data):
+    """boto3's `iot` client (ListThings) against the stand-in: its registry is its shadows."""
+    iot_data.update_thing_shadow(thingName="listed-1", payload=b'{"state":{"reported":{"a":1}}}')
+    iot_data.update_thing_shadow(thingName="listed-2", payload=b'{"state":{"desired":{"b":1}}}')
+    iot_data.update_thing_shadow(thingName="listed-3", payload=b'{"state":{"reported":{"c":1}}}')
+    iot_data.delete_thing_shadow(thingName="listed-3")
+    control = boto3.client("iot", endpoint_url=iot.endpoint_url, region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="x")
+    names = [t["thingName"] for t in control.list_things()["things"]]
+    assert "listed-1" in names and "listed-2" in names and "listed-3" not in names
+    assert names == sorted(names)
