@@ -14,6 +14,8 @@ from .aws.commands import (
 from .board.commands import cmd_deploy, cmd_flash, cmd_hw_report
 from .common.devicepath import DEVICE_DIR
 from .common.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, SpottyError
+from .dashboard.commands import DEFAULT_PORT as DASHBOARD_PORT
+from .dashboard.commands import cmd_dashboard
 from .ota.commands import (
     cmd_ota_build,
     cmd_ota_keygen,
@@ -97,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     _shadow_arguments(p)
     p.add_argument("--plot", metavar="FILE.png", help="draw sessions by hour and by day")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("dashboard", help="a web page with every device: status, settings, use")
+    p.add_argument("--endpoint-url", help="data-plane API, e.g. the local stand-in's "
+                   "http://127.0.0.1:8080 (default: your AWS account's)")
+    p.add_argument("--region", help="AWS region (default: your AWS configuration's)")
+    p.add_argument("--thing", action="append", metavar="NAME", help="show only this thing "
+                   "(repeat for more; default: every thing in the registry)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                   "%(default)s: this computer only; 0.0.0.0 shares it on your network)")
+    p.add_argument("--port", type=int, default=DASHBOARD_PORT, help="default %(default)s")
+    p.add_argument("--refresh", type=float, default=5.0, metavar="S",
+                   help="seconds between the page's updates (default %(default)s)")
+    p.set_defaults(func=cmd_dashboard)
     return parser
 
 
