@@ -7,7 +7,7 @@ import time
 from ..aws.shadow_client import ShadowClient, _ats_endpoint, _boto3, _local_credentials, _region
 from ..common.errors import SpottyError
 
-LIST_TTL_S = 30.0  # the registry changes rarely; the shadows are read at every refresh
+LIST_TTL_S = 10.0  # the registry changes rarely; the shadows are read at every refresh
 
 
 class ShadowSource:
@@ -22,18 +22,23 @@ class ShadowSource:
         self._data_url: str | None = endpoint_url
         self._listed: tuple[float, list[str]] | None = None
 
-    def things(self) -> list[str]:
+    def things(self, fresh: bool = False) -> list[str]:
         """The things to show: those named with --thing, else the registry's (AWS IoT's
-        ListThings; the stand-in's things with a shadow)."""
+        ListThings; the stand-in's things with a shadow), listed again every LIST_TTL_S."""
         if self._only is not None:
             return list(self._only)
         with self._lock:
-            if self._listed and self._clock() - self._listed[0] < LIST_TTL_S:
+            if self._listed and not fresh and self._clock() - self._listed[0] < LIST_TTL_S:
                 return list(self._listed[1])
         names = self._list_things()
         with self._lock:
             self._listed = (self._clock(), names)
         return list(names)
+
+    def has(self, thing: str) -> bool:
+        """Whether the thing is one to show; a new one is found without waiting for the list
+        to expire."""
+        return thing in self.things() or thing in self.things(fresh=True)
 
     def shadow(self, thing: str) -> dict | None:
         return self._client(thing).get()

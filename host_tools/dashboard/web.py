@@ -45,7 +45,7 @@ HEADERS = {
 
 def create_app(source, refresh_s: float = 5.0, allowed_hosts: list[str] | None = None,
                clock=time.time) -> Starlette:
-    """`source`: a ShadowSource (things, shadow, set_desired). `allowed_hosts`: the names
+    """`source`: a ShadowSource (things, has, shadow, set_desired). `allowed_hosts`: the names
     the page may be reached by (the Host header; None for any), against DNS rebinding."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(default=True))
@@ -90,8 +90,7 @@ def create_app(source, refresh_s: float = 5.0, allowed_hosts: list[str] | None =
 
     async def known_thing(request: Request) -> str:
         thing = request.path_params["thing"]
-        listed = await run_in_threadpool(source.things)
-        if not THING_NAME.fullmatch(thing) or thing not in listed:
+        if not THING_NAME.fullmatch(thing) or not await run_in_threadpool(source.has, thing):
             raise HTTPException(404, "no thing named %r here" % thing)
         return thing
 
