@@ -110,7 +110,7 @@ def card(thing: str, document: dict | None, now: float) -> Card:
     last = last_report(document)
     if last is None:
         return Card(thing, None, "never reported", "no report yet: it has not connected to "
-                    "AWS IoT since it was provisioned", state="-")
+                    "AWS IoT since it was provisioned")
     online = now - last <= OFFLINE_AFTER_S
     result = Card(thing, online, "online" if online else "offline",
                   "last report " + words.ago(now - last))

@@ -52,7 +52,7 @@ def overview(shadows: list[tuple[str, dict | None | Exception]], now: float) -> 
 
 
 def unreadable(thing: str, error: Exception) -> Card:
-    return cards.Card(thing, None, "unknown", "its shadow could not be read", state="-",
+    return cards.Card(thing, None, "unknown", "its shadow could not be read",
                       notes=[cards.Note("error", str(error))])
 
 

@@ -72,9 +72,11 @@ def size(free_bytes) -> str:
 
 
 def duration(seconds) -> str:
-    """Play time: "1 h 30 min", "12 min"."""
+    """Play time: "1 h 30 min", "12 min", "40 s"."""
     hours, rest = divmod(int(seconds or 0), 3600)
-    return "%d h %02d min" % (hours, rest // 60) if hours else "%d min" % (rest // 60)
+    if hours:
+        return "%d h %02d min" % (hours, rest // 60)
+    return "%d min" % (rest // 60) if rest >= 60 else "%d s" % rest
 
 
 def quoted(text: str) -> str:

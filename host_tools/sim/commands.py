@@ -103,7 +103,7 @@ def _sim_spotify(args, scenario, iot) -> int:
 
 
 def _flash(args) -> Path | None:
-    return Path(args.flash) if args.flash else None
+    return Path(args.flash).resolve() if args.flash else None  # the board runs in it
 
 
 def _judge_heap(heapsize: str, result, quiet: bool) -> None:

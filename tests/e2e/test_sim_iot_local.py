@@ -41,8 +41,10 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_sessions_on_two_days_stay_in_the_running_stand_in(capsys, iot_local, tmp_path):
-    flash = tmp_path / "flash"
+def test_sessions_on_two_days_stay_in_the_running_stand_in(capsys, iot_local, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flash = "board"  # relative, as in the README
     for clock in ("2026-11-21T08:00:00Z", "2026-11-23T18:30:00Z"):
         code, out, err = run(capsys, "sim", visit(tmp_path, clock), "--thing", THING,
                              "--endpoint-url", iot_local.endpoint_url,
