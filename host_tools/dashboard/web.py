@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from ..aws.shadow_service import THING_NAME
 from ..common.errors import SpottyError
-from . import views
+from . import settings, views
 
 HERE = Path(__file__).parent
 CSRF_COOKIE = "spotty_csrf"
@@ -119,7 +119,6 @@ def create_app(source, refresh_s: float = 5.0, allowed_hosts: list[str] | None =
         return _live({"regions": regions, "values": values})
 
     async def save(request: Request) -> Response:
-        thing = await known_thing(request)
         form = await request.form()
         if not _csrf_ok(request, form.get("csrf")):
             return page(request, "problem.html", {
@@ -127,8 +126,9 @@ def create_app(source, refresh_s: float = 5.0, allowed_hosts: list[str] | None =
                            "changed: reload the page and save again."}, 403)
         posted = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
         try:
+            thing = await known_thing(request)
             document = await run_in_threadpool(source.shadow, thing)
-            changes, problems = views.settings.read_form(document, posted)
+            changes, problems = settings.read_form(document, posted)
             if problems:
                 model = views.device(thing, document, clock(), posted, problems,
                                      notice="Nothing was sent: correct the fields marked below.")

@@ -269,11 +269,14 @@ def test_other_host_names_are_refused(store, clock, client):
     assert client.get("/", headers={"host": "localhost:8000"}).status_code == 200
 
 
-def test_a_thing_not_in_the_registry_is_not_found(store, client):
+def test_a_thing_not_in_the_registry_is_not_found(store, clock, client):
+    report(store, clock, "bathroom")
     answer = client.get("/thing/bathrom")
     assert answer.status_code == 404 and "no thing named 'bathrom' here" in text(answer.text)
-    assert client.post("/thing/bathrom/settings", data={"timeout_s": "60"}).status_code == 404
-    assert store.document("bathrom") is None
+    answer = client.post("/thing/bathrom/settings", data={
+        "csrf": form_token(client, "bathroom"), "timeout_s": "60"})
+    assert answer.status_code == 404
+    assert store.document("bathrom") is None  # a typo makes no new shadow
 
 
 def test_the_device_page_has_its_graphs_and_raw_shadow(store, clock, client):
