@@ -128,10 +128,11 @@ def create_app(source, refresh_s: float = 5.0, allowed_hosts: list[str] | None =
         try:
             thing = await known_thing(request)
             document = await run_in_threadpool(source.shadow, thing)
-            changes, problems = settings.read_form(document, posted)
+            changes, problems = await run_in_threadpool(settings.read_form, document, posted)
             if problems:
-                model = views.device(thing, document, clock(), posted, problems,
-                                     notice="Nothing was sent: correct the fields marked below.")
+                model = await run_in_threadpool(
+                    views.device, thing, document, clock(), posted, problems,
+                    "Nothing was sent: correct the fields marked below.")
                 return page(request, "device.html", {"page": model}, 400)
             if changes:
                 await run_in_threadpool(source.set_desired, thing, changes)
@@ -158,10 +159,11 @@ def _saved(request: Request) -> str:
     saved = request.query_params.get("saved")
     if saved is None:
         return ""
-    if not saved:
+    keys = [k for k in saved.split(",") if k in settings.FIELDS]  # only names of ours
+    if not keys:
         return "Nothing changed: the form already held these values."
     return "Sent: %s. Each shows \u201cpending\u201d until the device reports it." % (
-        ", ".join(k for k in saved.split(",") if k))
+        ", ".join(keys))
 
 
 def _with_code(text) -> Markup:
