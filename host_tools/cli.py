@@ -14,6 +14,8 @@ from .aws.commands import (
 from .board.commands import cmd_deploy, cmd_flash, cmd_hw_report
 from .common.devicepath import DEVICE_DIR
 from .common.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, SpottyError
+from .dashboard.commands import DEFAULT_PORT as DASHBOARD_PORT
+from .dashboard.commands import cmd_dashboard
 from .ota.commands import (
     cmd_ota_build,
     cmd_ota_keygen,
@@ -43,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iot", action="store_true",
                    help="with the shadow link, against a local AWS IoT stand-in (needs mosquitto)")
     p.add_argument("--thing", default="sim-bathroom", help="thing name with --iot")
+    p.add_argument("--endpoint-url", metavar="URL", help="with the shadow link of a running "
+                   "`spotty iot-local` (its HTTP endpoint; implies --iot), so the shadow stays "
+                   "for `config`, `stats` and `dashboard`")
+    p.add_argument("--state-dir", metavar="DIR", help="that iot-local's --state-dir (default "
+                   ".sim/iot-local; implies --iot)")
+    p.add_argument("--flash", metavar="DIR", help="keep the simulated board's flash here, so "
+                   "its statistics and settings carry over to the next run, as on a board")
     p.add_argument("--install", action="store_true",
                    help="compile the firmware into the simulated flash and run it from there, "
                    "as on a board (.mpy; OTA swaps real files)")
@@ -90,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     _shadow_arguments(p)
     p.add_argument("--plot", metavar="FILE.png", help="draw sessions by hour and by day")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("dashboard", help="a web page with every device: status, settings, use")
+    p.add_argument("--endpoint-url", help="data-plane API, e.g. the local stand-in's "
+                   "http://127.0.0.1:8080 (default: your AWS account's)")
+    p.add_argument("--region", help="AWS region (default: your AWS configuration's)")
+    p.add_argument("--thing", action="append", metavar="NAME", help="show only this thing "
+                   "(repeat for more; default: every thing in the registry)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                   "%(default)s: this computer only; 0.0.0.0 shares it on your network)")
+    p.add_argument("--port", type=int, default=DASHBOARD_PORT, help="default %(default)s")
+    p.add_argument("--refresh", type=float, default=5.0, metavar="S",
+                   help="seconds between the page's updates (default %(default)s)")
+    p.set_defaults(func=cmd_dashboard)
     return parser
 
 

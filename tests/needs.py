@@ -5,6 +5,7 @@ anyway and fails loudly, so a missing install step in .ci/run cannot pass unnoti
 """
 
 import os
+import shutil
 
 import pytest
 
@@ -23,4 +24,15 @@ def _have_mosquitto() -> bool:
 needs_mosquitto = pytest.mark.skipif(
     not os.environ.get("CI") and not _have_mosquitto(),
     reason="mosquitto is not installed (apt-get install mosquitto)",
+)
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (the browser tests drive it headless)."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+needs_chromium = pytest.mark.skipif(
+    not os.environ.get("CI") and not chromium_path(),
+    reason="chromium is not installed (apt-get install chromium)",
 )

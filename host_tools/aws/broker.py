@@ -61,6 +61,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def load_ca(directory: Path) -> pki.CertificateAuthority | None:
+    """The CA a broker keeps in its state directory, unless missing or about to expire."""
+    cert_path, key_path = directory / "ca.pem", directory / "ca.key.pem"
+    if not (cert_path.exists() and key_path.exists()):
+        return None
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    fresh = cert.not_valid_after_utc > now + _CA_MARGIN
+    return pki.CertificateAuthority(cert, key) if fresh and isinstance(
+        key, ec.EllipticCurvePrivateKey) else None
+
+
 class Broker:
     """mosquitto on HOST:port with a throwaway CA; a context manager.
 
@@ -87,14 +100,9 @@ class Broker:
 
     def _load_or_create_ca(self) -> pki.CertificateAuthority:
         """A kept state_dir keeps its CA, so devices issued earlier still get in."""
-        cert_path, key_path = self.dir / "ca.pem", self.dir / "ca.key.pem"
-        if cert_path.exists() and key_path.exists():
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-            now = datetime.datetime.now(datetime.timezone.utc)
-            fresh = cert.not_valid_after_utc > now + _CA_MARGIN
-            if fresh and isinstance(key, ec.EllipticCurvePrivateKey):
-                return pki.CertificateAuthority(cert, key)
+        kept = load_ca(self.dir)
+        if kept is not None:
+            return kept
         ca = pki.CertificateAuthority.create("SpottyPottySense local IoT CA")
         ca.write(self.dir, "ca")
         return ca

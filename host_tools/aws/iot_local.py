@@ -1,22 +1,27 @@
 """Local AWS IoT (`spotty iot-local`, the tests): mosquitto with mutual TLS, the shadow
 service on MQTT and the data-plane HTTP API, over one persistent store."""
 
+import json
 import secrets
 import signal
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..common import pki
-from ..common.errors import RefusedError, SpottyError
+from ..common.errors import RefusedError, SpottyError, UsageError
 from . import local_token
-from .broker import SERVICE_IDENTITY, Broker
+from .broker import SERVICE_IDENTITY, Broker, load_ca
 from .shadow import ShadowStore
 from .shadow_http import HttpApi
 from .shadow_service import THING_NAME, MqttBinding, ShadowService, Watcher
+
+ENDPOINTS_FILE = "endpoints.json"
 
 
 @dataclass
@@ -157,46 +162,95 @@ class IotLocal:
 
     def issue_thing(self, name: str, out_dir: Path) -> ThingFiles:
         """A client certificate whose CN is the thing name, plus the broker's CA."""
-        if name == SERVICE_IDENTITY:
-            raise RefusedError("thing name %r is the local stand-in's own shadow service: a "
-                               "thing named so would have its rights to every thing" % name)
-        if not THING_NAME.fullmatch(name):
-            raise RefusedError("invalid thing name %r: use letters, digits, ':', '_', '-'"
-                               % name)
-        out_dir = Path(out_dir)
-        self.broker.issue_client(name).write(out_dir, name)
-        (out_dir / "ca.der").write_bytes(self.ca.cert_der)
-        (out_dir / "ca.pem").write_bytes(self.ca.cert_pem)
-        return ThingFiles(
-            cert_der=out_dir / (name + ".der"),
-            key_der=out_dir / (name + ".key.der"),
-            ca_der=out_dir / "ca.der",
-            cert_pem=out_dir / (name + ".pem"),
-            key_pem=out_dir / (name + ".key.pem"),
-            ca_pem=out_dir / "ca.pem",
-        )
+        return issue_thing(self.ca, name, out_dir)
+
+
+def issue_thing(ca: pki.CertificateAuthority, name: str, out_dir: Path) -> ThingFiles:
+    """A client certificate whose CN is the thing name, plus the broker's CA."""
+    if name == SERVICE_IDENTITY:
+        raise RefusedError("thing name %r is the local stand-in's own shadow service: a "
+                           "thing named so would have its rights to every thing" % name)
+    if not THING_NAME.fullmatch(name):
+        raise RefusedError("invalid thing name %r: use letters, digits, ':', '_', '-'" % name)
+    out_dir = Path(out_dir)
+    ca.issue_client(name).write(out_dir, name)
+    (out_dir / "ca.der").write_bytes(ca.cert_der)
+    (out_dir / "ca.pem").write_bytes(ca.cert_pem)
+    return ThingFiles(
+        cert_der=out_dir / (name + ".der"),
+        key_der=out_dir / (name + ".key.der"),
+        ca_der=out_dir / "ca.der",
+        cert_pem=out_dir / (name + ".pem"),
+        key_pem=out_dir / (name + ".key.pem"),
+        ca_pem=out_dir / "ca.pem",
+    )
 
 
 def serve(state_dir: Path, mqtt_port: int, http_port: int, announce: Callable[[dict], None]):
-    """Run IotLocal until Ctrl-C or SIGTERM; for `spotty iot-local`."""
+    """Run IotLocal until Ctrl-C or SIGTERM; for `spotty iot-local`. While it runs,
+    ENDPOINTS_FILE in state_dir tells other commands (`spotty sim --iot`) where it is."""
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         # A clean exit also stops mosquitto, which would otherwise outlive us.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    endpoints = Path(state_dir) / ENDPOINTS_FILE
     with IotLocal(state_dir, mqtt_port=mqtt_port, http_port=http_port) as iot:
         ca_der = Path(state_dir) / "ca.der"
         ca_der.write_bytes(iot.ca.cert_der)
+        info = {
+            "mqtt_host": iot.mqtt_host,
+            "mqtt_port": iot.mqtt_port,
+            "endpoint_url": iot.endpoint_url,
+            "ca_der": str(ca_der),
+            "token_file": str(iot.token_file),
+        }
+        endpoints.write_text(json.dumps(info))
         # Other spotty commands of this user find the token by the endpoint they are given.
         local_token.record(iot.endpoint_url, iot.http_token)
         try:
-            announce({
-                "mqtt_host": iot.mqtt_host,
-                "mqtt_port": iot.mqtt_port,
-                "endpoint_url": iot.endpoint_url,
-                "ca_der": str(ca_der),
-                "token_file": str(iot.token_file),
-            })
+            announce(info)
             while not stop.wait(1.0):
                 pass
         finally:
             local_token.withdraw(iot.endpoint_url, iot.http_token)
+            endpoints.unlink(missing_ok=True)
+
+
+class RunningIotLocal:
+    """A `spotty iot-local` running elsewhere, found through its state directory: its
+    endpoints, and its CA to issue a thing's certificate (for `spotty sim --iot`)."""
+
+    def __init__(self, state_dir: Path, endpoint_url: str | None = None):
+        state_dir = Path(state_dir)
+        start = "start one with `spotty iot-local --state-dir %s`" % state_dir
+        try:
+            info = json.loads((state_dir / ENDPOINTS_FILE).read_text())
+        except (OSError, ValueError) as e:
+            raise SpottyError("no running iot-local found in %s: %s" % (state_dir, start)) from e
+        self.endpoint_url = info["endpoint_url"]
+        self.mqtt_host = info["mqtt_host"]
+        self.mqtt_port = int(info["mqtt_port"])
+        if endpoint_url and _address(endpoint_url) != _address(self.endpoint_url):
+            raise UsageError(
+                "the iot-local in %s serves %s, not %s: give --state-dir the state "
+                "directory of the one you mean" % (state_dir, self.endpoint_url, endpoint_url))
+        try:
+            request = urllib.request.Request(self.endpoint_url + "/things", headers={
+                local_token.HEADER: local_token.token_for(self.endpoint_url) or ""})
+            urllib.request.urlopen(request, timeout=3).close()
+        except OSError as e:
+            raise SpottyError("the iot-local of %s does not answer at %s: %s" % (
+                state_dir, self.endpoint_url, start)) from e
+        ca = load_ca(state_dir / "broker")
+        if ca is None:
+            raise SpottyError("%s has no usable broker CA: %s" % (state_dir / "broker", start))
+        self.ca = ca
+
+    def issue_thing(self, name: str, out_dir: Path) -> ThingFiles:
+        return issue_thing(self.ca, name, out_dir)
+
+
+def _address(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return ("127.0.0.1" if host == "localhost" else host), parts.port

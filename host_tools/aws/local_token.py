@@ -39,11 +39,19 @@ def matches(sent: str | None, token: str) -> bool:
 
 
 def attach(client, token: str) -> None:
-    """Make a boto3 `iot-data` client send the token with every request."""
+    """Make a boto3 client (`iot-data`, or `iot` for ListThings) send the token with
+    every request."""
     def add_header(request, **_):
         request.headers[HEADER] = token
 
-    client.meta.events.register("before-sign.iot-data", add_header)
+    client.meta.events.register("before-sign", add_header)
+
+
+def attach_known(client, endpoint_url: str | None) -> None:
+    """attach() the token of the stand-in at endpoint_url, if one is known."""
+    token = token_for(endpoint_url)
+    if token:
+        attach(client, token)
 
 
 def register(endpoint_url: str, token: str) -> None:

@@ -91,6 +91,12 @@ class ShadowStore:
         suffix, doc = self.get(thing, shadow_name=shadow_name)[0]
         return doc if suffix == "get/accepted" else None
 
+    def things(self) -> list[str]:
+        """The things that have a shadow, classic or named, by name: the stand-in's registry."""
+        with self._lock:
+            ts = int(self._clock())
+            return sorted({key[0] for key in list(self._shadows) if self._live(key, ts)})
+
     # -- persistence ------------------------------------------------------------
 
     def dump(self) -> dict:

@@ -42,7 +42,7 @@ class ShadowClient:
 
         self.thing = thing
         region = _region(region)
-        token = local_token.token_for(endpoint_url)  # only for an endpoint the user names
+        named_url = endpoint_url  # a stand-in's token only for an endpoint the user names
         if endpoint_url is None:
             endpoint_url = _ats_endpoint(region)
         self._client = _boto3().client(
@@ -50,8 +50,7 @@ class ShadowClient:
             config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=10),
             **_local_credentials(endpoint_url),
         )
-        if token:
-            local_token.attach(self._client, token)
+        local_token.attach_known(self._client, named_url)
 
     @classmethod
     def from_args(cls, args) -> "ShadowClient":

@@ -1,11 +1,13 @@
 """The shadow part of the AWS IoT data-plane REST API, for the local stand-in.
 
 `GET|POST|DELETE /things/<thing>/shadow[?name=]` on loopback, plain HTTP, close enough
-that boto3's `iot-data` client works unchanged. An update or delete also publishes the
-MQTT messages (through ShadowService). `POST /topics/<topic>?qos=` is the data-plane
-Publish: the body goes out as one MQTT message (how `spotty spotify-login --thing`
-hands over a token). Every request must carry the stand-in's token (local_token.py) where
-AWS checks a signature; without it the answer is 401 UnauthorizedException.
+that boto3's `iot-data` client works unchanged. `GET /things` is the control plane's
+ListThings (boto3's `iot` client): the things that have a shadow, in one page. An
+update or delete also publishes the MQTT messages (through ShadowService).
+`POST /topics/<topic>?qos=` is the data-plane Publish: the body goes out as one MQTT
+message (how `spotty spotify-login --thing` hands over a token). Every request must carry
+the stand-in's token (local_token.py) where AWS checks a signature; without it the answer
+is 401 UnauthorizedException.
 """
 
 import re
@@ -32,6 +34,7 @@ ERROR_TYPES = {
     415: "UnsupportedDocumentEncodingException",
     503: "ServiceUnavailableException",
 }
+THING_ARN = "arn:aws:iot:local:000000000000:thing/%s"
 HTTP_OPERATIONS = {"GET": "get", "POST": "update", "DELETE": "delete"}
 UNAUTHORIZED = ("missing or wrong %s header: the local stand-in's token is the file %s in "
                 "its state dir (spotty sends it itself)" % (local_token.HEADER,
@@ -65,6 +68,8 @@ class _ShadowHandler(BaseHTTPRequestHandler):
             self._drain()
             return self._error(401, UNAUTHORIZED)
         url = urlsplit(self.path)
+        if url.path == "/things" and self.command == "GET":
+            return self._list_things()
         publish = _PUBLISH_PATH.fullmatch(url.path)
         if publish:
             return self._publish(unquote(publish.group(1)), parse_qs(url.query))
@@ -93,6 +98,12 @@ class _ShadowHandler(BaseHTTPRequestHandler):
             op, thing, shadow_name, body if op == "update" else None
         )
         self._reply(status, doc)
+
+    def _list_things(self) -> None:
+        self._drain()
+        things = [{"thingName": name, "thingArn": THING_ARN % name, "attributes": {}, "version": 1}
+                  for name in self.server.service.store.things()]
+        self._reply(200, {"things": things})
 
     def _publish(self, topic: str, query: dict) -> None:
         """Like AWS IoT's Publish: qos 0 (the default) or 1; the body is the payload."""

@@ -1,6 +1,7 @@
 """`spotty sim` and `spotty demo`: the firmware on the simulated board."""
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ from ..common.errors import SpottyError, UsageError
 from .runtime import micropython_path
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+DEFAULT_IOT_STATE = ".sim/iot-local"  # `spotty iot-local`'s default --state-dir
 
 
 def heapsize_arg(text: str) -> str:
@@ -44,11 +46,19 @@ def cmd_sim(args) -> int:
     from . import runner as sim
 
     scenario = sim.validate_scenario(read_json(args.scenario))
-    if not args.iot:
+    if args.flash:
+        Path(args.flash).mkdir(parents=True, exist_ok=True)
+    running = args.endpoint_url or args.state_dir
+    if not (args.iot or running):
         return _sim_spotify(args, scenario, None)
-    from ..aws.iot_local import IotLocal
+    from ..aws.iot_local import IotLocal, RunningIotLocal
 
-    with IotLocal() as iot, tempfile.TemporaryDirectory() as keys:
+    with contextlib.ExitStack() as stack:
+        if running:  # a `spotty iot-local` the user keeps running: the shadow stays there
+            iot = RunningIotLocal(Path(args.state_dir or DEFAULT_IOT_STATE), args.endpoint_url)
+        else:
+            iot = stack.enter_context(IotLocal())
+        keys = stack.enter_context(tempfile.TemporaryDirectory())
         files = iot.issue_thing(args.thing, Path(keys))
         target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, args.thing,
                                files.ca_der.read_bytes(), files.cert_der.read_bytes(),
@@ -78,17 +88,22 @@ def _sim_spotify(args, scenario, iot) -> int:
             os.environ.get("SPOTIFY_REFRESH_TOKEN", "refresh-0"),
         )
         result = sim.run(scenario, target, on_event=show, iot=iot, install_firmware=args.install,
-                         heapsize=args.heapsize)
+                         heapsize=args.heapsize, flash=_flash(args))
     else:
         with MockSpotify() as mock:
             target = sim.SpotifyTarget(mock.url, mock.ca.cert_der)
             result = sim.run(scenario, target, on_event=show, iot=iot,
-                             install_firmware=args.install, heapsize=args.heapsize)
+                             install_firmware=args.install, heapsize=args.heapsize,
+                             flash=_flash(args))
             if not args.json:
                 _print_calls(mock.requests())
     if args.heapsize:
         _judge_heap(args.heapsize, result, quiet=args.json)
     return _finish(result)
+
+
+def _flash(args) -> Path | None:
+    return Path(args.flash).resolve() if args.flash else None  # the board runs in it
 
 
 def _judge_heap(heapsize: str, result, quiet: bool) -> None:

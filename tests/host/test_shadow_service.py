@@ -238,3 +238,17 @@ def test_shadows_survive_a_restart(tmp_path):
     token_file = tmp_path / "iot" / "http-token"
     assert token_file.read_text() == first.http_token
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+
+def test_list_things_names_the_things_with_a_shadow(iot, iot_data):
+    """boto3's `iot` client (ListThings) against the stand-in: its registry is its shadows."""
+    iot_data.update_thing_shadow(thingName="listed-1", payload=b'{"state":{"reported":{"a":1}}}')
+    iot_data.update_thing_shadow(thingName="listed-2", payload=b'{"state":{"desired":{"b":1}}}')
+    iot_data.update_thing_shadow(thingName="listed-3", payload=b'{"state":{"reported":{"c":1}}}')
+    iot_data.delete_thing_shadow(thingName="listed-3")
+    control = boto3.client("iot", endpoint_url=iot.endpoint_url, region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="x")
+    local_token.attach(control, iot.http_token)
+    names = [t["thingName"] for t in control.list_things()["things"]]
+    assert "listed-1" in names and "listed-2" in names and "listed-3" not in names
+    assert names == sorted(names)
