@@ -1,6 +1,5 @@
 """`spotty dashboard`: serve the web page until Ctrl-C."""
 
-import ipaddress
 import sys
 
 from ..common.errors import SpottyError
@@ -8,17 +7,8 @@ from ..common.errors import SpottyError
 DEFAULT_PORT = 8000
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def cmd_dashboard(args) -> int:
-    from ..common.serving import check_can_listen
+    from ..common.serving import check_can_listen, is_loopback
     from .source import ShadowSource
     from .web import LOOPBACK_NAMES, create_app
 
