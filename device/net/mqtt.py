@@ -31,10 +31,10 @@ class MqttError(Exception):
 class Client(Connection):
     def __init__(self, host, port, client_id, ssl_context, keepalive_s=60, max_message=4096,
                  timeout_ms=10000, inbox_max=4, sink=None):
-        """sink(topic): None to receive a message's payload as bytes, or an object whose
-        feed(buffer, n) takes the payload piece by piece as it is read, the first n bytes
-        of the receive buffer each time (it must not raise),
-        received in its place: a large message then needs no buffer of its size."""
+        """sink(topic): None to receive a message's payload as bytes, or an object that is
+        received in its place: its feed(buffer, n) takes the payload piece by piece as it
+        is read, the first n bytes of the receive buffer each time, and must not raise. A
+        large message then needs no buffer of its size."""
         super().__init__(host, port, ssl_context, timeout_ms, MqttError)
         self.sink = sink
         self.client_id = client_id
