@@ -547,3 +547,63 @@ def test_make_flash_and_deploy_run_spotty():
     result = subprocess.run(["make", "-n", "deploy", "PORT=/dev/ttyUSB0"], cwd=REPO,
                             capture_output=True, text=True)
     assert 'spotty deploy --port "/dev/ttyUSB0"' in result.stdout
+
+
+# -- config: typos do not pass silently -------------------------------------------------
+
+
+MOTO_DATA = "https://data-ats.iot.eu-west-1.amazonaws.com"  # where moto's data plane answers
+
+
+def test_config_set_warns_when_aws_has_no_such_thing(capsys, aws):
+    aws.create_thing(thingName="bathroom")
+    _, _, err = run(capsys, "config", "set", "--thing", "bathrom", "--region", "eu-west-1",
+                    "--endpoint-url", MOTO_DATA, "volume=30")
+    # AWS then creates the shadow; moto refuses a shadow without a thing, on the next line.
+    assert err.splitlines()[0] == (
+        "spotty: warning: there is no thing named bathrom in AWS IoT (did you mean bathroom?); "
+        "the change is stored in its shadow all the same")
+
+
+def test_config_set_warns_when_a_registered_thing_never_reported(capsys, aws):
+    aws.create_thing(thingName="bathroom")
+    code, out, err = run(capsys, "config", "set", "--thing", "bathroom", "--region", "eu-west-1",
+                         "--endpoint-url", MOTO_DATA, "volume=30")
+    assert code == 0 and "desired config of bathroom updated" in out
+    assert err.startswith("spotty: warning: bathroom has never reported to its shadow")
+
+
+# -- sim and demo -------------------------------------------------------------------------
+
+
+def scenario_file(tmp_path, config=None, events=None):
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps({"config": {"spotify_device": "Bathroom"} if config is None
+                                else config, "events": events or [], "until": 5}))
+    return str(path)
+
+
+def test_sim_refuses_an_unknown_event_key(capsys, tmp_path):
+    code, out, err = run(capsys, "sim", scenario_file(tmp_path, events=[{"at": 1, "pri": 1}]))
+    assert code == 3 and out == ""
+    assert err == ('spotty: event {"at": 1, "pri": 1}: unknown key pri, did you mean pir? (an '
+                   'event has `at` and either `pir` or `desired`)\n')
+
+
+def test_sim_without_a_speaker_names_the_mocks_speakers(capsys, tmp_path):
+    speakers = "Bathroom, Kitchen, Living Room TV, Alice's iPhone, Web Player (Chrome)"
+    code, out, err = run(capsys, "sim", scenario_file(tmp_path, config={"timeout_s": 5}))
+    assert code == 3 and out == ""
+    assert err == ('spotty: the scenario names no speaker, and the mock Spotify has none '
+                   'playing: add "spotify_device" to its "config", one of: %s\n' % speakers)
+    code, _, err = run(capsys, "sim", scenario_file(tmp_path, config={"spotify_device": "Bathrom"}))
+    assert code == 3
+    assert err == ("spotty: spotify_device 'Bathrom' is not a speaker the mock Spotify knows: "
+                   "one of: %s\n" % speakers)
+
+
+def test_sim_refuses_scenario_settings_as_config_set_does(capsys, tmp_path):
+    code, _, err = run(capsys, "sim", scenario_file(tmp_path, config={"tz": "Europe/Berln"}))
+    assert code == 3
+    assert err == ("spotty: scenario config refused: tz: unknown time zone 'Europe/Berln' "
+                   "(did you mean Europe/Berlin?)\n")
