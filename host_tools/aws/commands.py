@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..board.commands import open_board
+from ..board.commands import board_port, open_board
 from ..common import settings
 from ..common.cmdline import announce, read_bytes, read_json
 from ..common.errors import RefusedError, SpottyError
@@ -109,10 +109,11 @@ def cmd_provision(args) -> int:
     ota_key = read_bytes(args.ota_pubkey) if args.ota_pubkey else None
     prov.optional_files(config, _hardware(args), ota_key)
     refresh_token, issued_at = saved_refresh_token(args)
+    port = board_port(args)
     password = _wifi_password(args.wifi_ssid)
     prov.check_wifi(args.wifi_ssid, password)
     iot = make_iot_client(args.region)
-    with open_board(args.port) as board:
+    with open_board(port) as board:
         prov.provision(
             args.thing, board, iot,
             wifi_ssid=args.wifi_ssid,

@@ -527,26 +527,27 @@ def test_the_readme_lists_every_exit_code():
 # -- make flash / make deploy ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, missing", [
-    ([], "PORT"), (["PORT=/dev/ttyUSB0"], "FIRMWARE"), (["FIRMWARE=fw.bin"], "PORT"),
-])
-def test_make_flash_says_what_is_missing(args, missing):
-    result = subprocess.run(["make", "-n", "flash", *args], cwd=REPO, capture_output=True,
-                            text=True)
+def make(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_make_flash_says_what_is_missing():
+    result = make("flash", "PORT=/dev/ttyUSB0")
     assert result.returncode != 0
-    assert "%s is not set" % missing in result.stderr and "make flash PORT=" in result.stderr
+    assert "FIRMWARE is not set: make flash FIRMWARE=" in result.stderr
 
 
 def test_make_flash_and_deploy_run_spotty():
-    result = subprocess.run(["make", "-n", "flash", "PORT=/dev/ttyUSB0", "FIRMWARE=fw.bin"],
-                            cwd=REPO, capture_output=True, text=True)
+    result = make("flash", "PORT=/dev/ttyUSB0", "FIRMWARE=fw.bin")
     assert result.returncode == 0
-    assert 'spotty flash --port "/dev/ttyUSB0" --firmware "fw.bin"' in result.stdout
-    result = subprocess.run(["make", "-n", "deploy"], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode != 0 and "PORT is not set" in result.stderr
-    result = subprocess.run(["make", "-n", "deploy", "PORT=/dev/ttyUSB0"], cwd=REPO,
-                            capture_output=True, text=True)
-    assert 'spotty deploy --port "/dev/ttyUSB0"' in result.stdout
+    assert 'spotty flash --port "/dev/ttyUSB0" --firmware "fw.bin"\n' in result.stdout
+    result = make("flash", "FIRMWARE=fw.bin", "CHIP=esp32s3")  # the one board connected
+    assert 'spotty flash --firmware "fw.bin" --chip "esp32s3"\n' in result.stdout
+    assert 'spotty deploy --port "/dev/ttyUSB0"' in make("deploy", "PORT=/dev/ttyUSB0").stdout
+    assert make("deploy").stdout.endswith("spotty deploy\n")
+    assert make("hw-report").stdout.endswith("spotty hw-report\n")
+    assert 'spotty hw-report --port "/dev/ttyUSB0" --session-s "30"' in make(
+        "hw-report", "PORT=/dev/ttyUSB0", "SESSION_S=30").stdout
 
 
 # -- config: typos do not pass silently -------------------------------------------------
