@@ -146,9 +146,10 @@ def _provision_command(sub) -> None:
     p = command(sub, "provision", "create the AWS IoT thing, its certificate and policy, and "
                 "put every credential the device needs onto the board",
                 "spotty provision bathroom --wifi-ssid MyWifi --spotify-client-id ID",
-                description="Create or reuse the AWS IoT thing, its certificate and policy, and "
-                "write Wi-Fi, Spotify and AWS credentials onto the board.\nThe Wi-Fi password "
-                "is typed (or read from $%s); nothing secret is printed." % WIFI_PASSWORD_ENV)
+                description="Create or reuse the AWS IoT thing, its certificate and policy, "
+                "and write Wi-Fi,\nSpotify and AWS credentials onto the board. The Wi-Fi "
+                "password is typed (or read\nfrom $%s); nothing secret is printed. Running "
+                "it again is safe." % WIFI_PASSWORD_ENV)
     p.add_argument("thing", nargs="?", help="AWS IoT thing name: letters, digits, '-', '_' "
                    "(or set %s)" % THING_ENV)
     _serial_port(p)

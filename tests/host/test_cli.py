@@ -180,7 +180,8 @@ def test_provision_writes_the_board_and_shows_no_secret(
         capsys, aws, boards, saved_login, tmp_path, monkeypatch):
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    (tmp_path / "settings.json").write_text('{"spotify_device": "Bathroom"}')
+    (tmp_path / "settings.json").write_text(
+        '{"spotify_device": "Bathroom", "tz": "Europe/Berlin", "quiet_end": "7:00"}')
     ota.keygen(tmp_path / "keys")
     code, out, err = provision(
         capsys, tmp_path, "--token-file", str(saved_login), "--config",
@@ -194,7 +195,9 @@ def test_provision_writes_the_board_and_shows_no_secret(
     assert json.loads(files["token.json"]) == {"refresh_token": SAVED_TOKEN.refresh_token,
                                                "issued_at": SAVED_TOKEN.issued_at}
     assert json.loads(files["device.json"]) == {"pir_pin": 4, "glitch_ms": 150}
-    assert json.loads(files["config.json"]) == {"spotify_device": "Bathroom"}
+    assert json.loads(files["config.json"]) == {"spotify_device": "Bathroom", "quiet_end": "07:00",
+                                                "tz": "CET-1CEST,M3.5.0,M10.5.0/3"}
+    assert "tz: Europe/Berlin -> CET-1CEST,M3.5.0,M10.5.0/3" in out
     assert files["ota/pub.bin"] == (tmp_path / "keys" / "ota_pub.bin").read_bytes()
     assert boards.next.resets == 1 and boards.next.closed
     assert aws.describe_thing(thingName=THING)["thingName"] == THING
@@ -268,6 +271,7 @@ def secrets_of(mock) -> list[str]:
 
 
 def test_spotify_login_saves_a_private_token_file(capsys, mock, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTTY_ENDPOINT_URL", "http://127.0.0.1:1")  # only for --thing
     browser = Browser(mock)
     monkeypatch.setattr(webbrowser, "open", browser)
     code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID)
@@ -337,9 +341,9 @@ def test_spotify_login_pushes_the_token_to_the_device(capsys, mock, tmp_path, mo
 def test_spotify_login_says_when_the_device_is_offline(capsys, mock, tmp_path, monkeypatch):
     monkeypatch.setattr(webbrowser, "open", Browser(mock))
     with IotLocal() as iot:
+        monkeypatch.setenv("SPOTTY_ENDPOINT_URL", iot.endpoint_url)  # as --endpoint-url
         code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID,
-                               "--thing", THING, "--endpoint-url", iot.endpoint_url,
-                               "--wait-timeout", "0.5")
+                               "--thing", THING, "--wait-timeout", "0.5")
     assert code == 4
     assert "bathroom-1 has not confirmed the new token" in err and "offline" in err
     assert (tmp_path / "spotty" / "token.json").exists()  # the login is kept

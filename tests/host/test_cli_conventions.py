@@ -255,3 +255,12 @@ def test_the_readme_lists_each_command_with_its_help():
         assert "| `spotty %s` | %s |" % (action.dest, action.help) in table, action.dest
     for variable in (argparsing.THING_ENV, argparsing.PORT_ENV, argparsing.ENDPOINT_ENV):
         assert "`%s`" % variable in table
+
+
+def test_the_readme_documents_every_json_event():
+    table = README[README.index("**`--json`**"):README.index("**With the shadow link.**")]
+    firmware = "\n".join(p.read_text() for p in DEVICE_DIR.rglob("*.py"))
+    names = set(re.findall(r'log\.event\(\s*"(\w+)"', firmware)) | {"adopt", "reboot"}
+    assert len(names) > 30
+    for name in names:
+        assert "`%s`" % name in table, name

@@ -89,6 +89,18 @@ def test_config_set_null_then_get_shows_null_and_pending(capsys, iot):
     assert rows["playlist_uri"][:2] == ["playlist_uri", "null"]
 
 
+def test_the_thing_and_endpoint_come_from_the_environment(capsys, iot, monkeypatch):
+    thing = THING + "-env"
+    iot.store.update(thing, json.dumps({"state": {"reported": {"config": {"volume": 7}}}})
+                     .encode())
+    monkeypatch.setenv("SPOTTY_THING", thing)
+    monkeypatch.setenv("SPOTTY_ENDPOINT_URL", iot.endpoint_url)
+    code, out, err = run(capsys, "config", "get")
+    assert code == 0 and err == ""
+    assert [row.split()[:3] for row in out.splitlines() if row.startswith("volume")] == \
+        [["volume", "-", "7"]]
+
+
 def test_config_unset_says_back_to_the_default(capsys, iot):
     thing = THING + "-u"
     iot.store.update(thing, json.dumps({"state": {"reported": {"config": {}}}}).encode())
