@@ -532,7 +532,8 @@ def test_the_readme_lists_every_exit_code():
 
 
 def make(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=REPO,
+                          capture_output=True, text=True)
 
 
 def test_make_flash_says_what_is_missing():
