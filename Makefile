@@ -42,28 +42,21 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .sim
 
-# The board: `make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC-....bin` writes stock
-# MicroPython (from micropython.org/download) and the firmware; `make deploy PORT=...`
-# copies only the firmware; `make hw-report PORT=... [SESSION_S=90]` measures the board's
-# heap and TLS handshakes. Checked before anything runs, so a missing value is said plainly.
+# The board: `make flash FIRMWARE=ESP32_GENERIC-....bin [PORT=/dev/ttyUSB0] [CHIP=esp32s3]`
+# writes stock MicroPython (from micropython.org/download) and the firmware; `make deploy`
+# copies only the firmware; `make hw-report [SESSION_S=90]` measures the board's heap and TLS
+# handshakes. Without PORT (or $SPOTTY_PORT) the one serial board connected is used.
 .PHONY: flash deploy hw-report
-FLASH_USAGE := make flash PORT=/dev/ttyUSB0 FIRMWARE=path/to/ESP32_GENERIC-....bin
 ifneq ($(filter flash,$(MAKECMDGOALS)),)
-$(if $(PORT),,$(error PORT is not set: $(FLASH_USAGE)))
-$(if $(FIRMWARE),,$(error FIRMWARE is not set: $(FLASH_USAGE)))
+$(if $(FIRMWARE),,$(error FIRMWARE is not set: make flash FIRMWARE=path/to/ESP32_GENERIC-....bin [PORT=/dev/ttyUSB0] [CHIP=esp32s3]))
 endif
-ifneq ($(filter deploy,$(MAKECMDGOALS)),)
-$(if $(PORT),,$(error PORT is not set: make deploy PORT=/dev/ttyUSB0))
-endif
-ifneq ($(filter hw-report,$(MAKECMDGOALS)),)
-$(if $(PORT),,$(error PORT is not set: make hw-report PORT=/dev/ttyUSB0 [SESSION_S=90]))
-endif
+PORT_ARG = $(if $(PORT),--port "$(PORT)")
 
 flash: $(STAMP)
-	$(BIN)/spotty flash --port "$(PORT)" --firmware "$(FIRMWARE)"
+	$(BIN)/spotty flash $(strip $(PORT_ARG) --firmware "$(FIRMWARE)" $(if $(CHIP),--chip "$(CHIP)"))
 
 deploy: $(STAMP)
-	$(BIN)/spotty deploy --port "$(PORT)"
+	$(BIN)/spotty $(strip deploy $(PORT_ARG))
 
 hw-report: $(STAMP)
-	$(BIN)/spotty hw-report --port "$(PORT)" $(if $(SESSION_S),--session-s "$(SESSION_S)")
+	$(BIN)/spotty $(strip hw-report $(PORT_ARG) $(if $(SESSION_S),--session-s "$(SESSION_S)"))

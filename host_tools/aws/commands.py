@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..board.commands import open_board
+from ..board.commands import board_port, open_board
+from ..common import settings
 from ..common.cmdline import announce, read_bytes, read_json
 from ..common.errors import RefusedError, SpottyError
 from ..spotify import login as spotify_login
@@ -40,12 +41,22 @@ def cmd_config(args) -> int:
         remote_config.watch(shadow.get, print, args.interval, args.count)
         return 0
     if args.action == "set":
-        wanted = remote_config.parse_assignments(args.values)
+        wanted, notes = remote_config.parse_assignments(args.values)
     else:
-        wanted = remote_config.defaults_for(args.values)
-    version = shadow.set_desired(wanted)
-    print("desired config of %s updated (shadow version %d): %s" % (
-        args.thing, version, ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in wanted.items())))
+        wanted, notes = remote_config.defaults_for(args.values), []
+    for note in notes:
+        print(note)
+    warning = remote_config.unknown_thing_warning(shadow, shadow.get())
+    if warning:
+        print("spotty: warning: %s" % warning, file=sys.stderr)
+    version = shadow.set_desired(remote_config.for_shadow(wanted))
+    if args.action == "set":
+        print("desired config of %s updated (shadow version %d): %s" % (
+            args.thing, version, remote_config.describe(wanted)))
+    else:
+        for key in wanted:
+            print(remote_config.back_to_default(key))
+        print("desired config of %s updated (shadow version %d)" % (args.thing, version))
     if args.wait:
         document = remote_config.wait_until_reported(shadow.get, wanted, args.timeout)
         print("the device applied it:\n" + remote_config.render_config(document))
@@ -53,12 +64,12 @@ def cmd_config(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from . import remote_config
+    from . import usage
 
     document = ShadowClient.from_args(args).get()
-    print(remote_config.render_stats(document))
+    print(usage.render_stats(document))
     if args.plot:
-        remote_config.plot_stats(document, args.plot)
+        usage.plot_stats(document, args.thing, args.plot)
         print("\nplot written to %s" % args.plot)
     return 0
 
@@ -89,15 +100,20 @@ def cmd_provision(args) -> int:
     prov.check_thing_name(args.thing)
     prov.check_wifi(args.wifi_ssid, "")
     config = read_json(args.config) if args.config else None
-    if config is not None and not isinstance(config, dict):
-        raise RefusedError("%s: the settings must be a JSON object" % args.config)
+    if config is not None:
+        if not isinstance(config, dict):
+            raise RefusedError("%s: the settings must be a JSON object" % args.config)
+        config, notes = settings.check(config, "initial configuration refused")
+        for note in notes:
+            print(note)
     ota_key = read_bytes(args.ota_pubkey) if args.ota_pubkey else None
     prov.optional_files(config, _hardware(args), ota_key)
     refresh_token, issued_at = saved_refresh_token(args)
+    port = board_port(args)
     password = _wifi_password(args.wifi_ssid)
     prov.check_wifi(args.wifi_ssid, password)
     iot = make_iot_client(args.region)
-    with open_board(args.port) as board:
+    with open_board(port) as board:
         prov.provision(
             args.thing, board, iot,
             wifi_ssid=args.wifi_ssid,

@@ -92,16 +92,11 @@ def check_hardware(hardware: dict) -> dict:
 
 
 def check_config(config: dict) -> dict:
-    """The initial settings, validated by the firmware's own schema."""
-    from ..common import devicepath
+    """The initial settings, validated by the firmware's own schema (a zone name for tz and
+    7:00 for quiet hours are read as `config set` reads them)."""
+    from ..common import settings
 
-    devicepath.install()
-    from core import config as schema
-
-    accepted, refused = schema.validate(config)
-    if refused:
-        reasons = "; ".join("%s: %s" % kv for kv in sorted(refused.items()))
-        raise RefusedError("initial configuration refused: " + reasons)
+    accepted, _ = settings.check(config, "initial configuration refused")
     return accepted
 
 

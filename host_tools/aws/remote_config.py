@@ -1,30 +1,23 @@
-"""`spotty config` and `spotty stats`: the device's settings and use, through its shadow.
+"""`spotty config`: the device's settings, through its shadow.
 
 Values are checked with the device's own `core.config` before anything is sent.
 """
 
+import difflib
 import json
 import time
 from collections.abc import Callable
 
-from ..common import devicepath
-from ..common.errors import DeviceOffline, RefusedError, SpottyError
+from ..common import settings
+from ..common.errors import DeviceOffline, RefusedError
 
 
-def _schema():
-    devicepath.install()
-    from core import config
-
-    return config
-
-
-def parse_assignments(pairs: list[str]) -> dict:
-    """["timeout_s=60", "quiet_start=22:00", "volume=null"] -> validated settings.
+def parse_assignments(pairs: list[str]) -> tuple[dict, list[str]]:
+    """["timeout_s=60", "quiet_start=7:00", "tz=Europe/Berlin"] -> (validated settings, notes
+    for the user, such as the POSIX string a zone name became).
 
     A value is read as JSON when it parses (60, true, null) and as text otherwise.
-    null goes out as "": a shadow cannot hold a desired null (null deletes the key).
     """
-    schema = _schema()
     wanted = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -34,22 +27,41 @@ def parse_assignments(pairs: list[str]) -> dict:
             wanted[key] = json.loads(text)
         except ValueError:
             wanted[key] = text
-    return checked(schema, wanted)
+    return settings.check(wanted)
 
 
 def defaults_for(keys: list[str]) -> dict:
-    schema = _schema()
-    unknown = [k for k in keys if k not in schema.DEFAULTS]
-    if unknown:
-        raise RefusedError("unknown setting: %s" % ", ".join(unknown))
-    return checked(schema, {k: schema.DEFAULTS[k] for k in keys})
+    settings.unknown_keys(keys)
+    return {k: settings.schema().DEFAULTS[k] for k in keys}
 
 
-def checked(schema, wanted: dict) -> dict:
-    accepted, refused = schema.validate(wanted)
-    if refused:
-        raise RefusedError("refused: " + "; ".join("%s %s" % kv for kv in sorted(refused.items())))
-    return {k: ("" if v is None else v) for k, v in accepted.items()}
+def for_shadow(values: dict) -> dict:
+    """null goes out as "": a shadow cannot hold a desired null (null deletes the key)."""
+    return {k: ("" if v is None else v) for k, v in values.items()}
+
+
+def describe(values: dict) -> str:
+    return ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in values.items())
+
+
+def back_to_default(key: str) -> str:
+    default = settings.schema().DEFAULTS[key]
+    return "%s: back to the default%s" % (
+        key, "" if default is None else " (%s)" % json.dumps(default))
+
+
+def unknown_thing_warning(shadow, document: dict | None) -> str | None:
+    """A warning when the thing may be a typo: not in the AWS IoT registry, or its device
+    has never reported to the shadow. The change is sent all the same."""
+    registered = shadow.registered()
+    if registered is False:
+        close = difflib.get_close_matches(shadow.thing, shadow.thing_names(), n=1)
+        return "there is no thing named %s in AWS IoT%s; the change is stored in its shadow " \
+            "all the same" % (shadow.thing, " (did you mean %s?)" % close[0] if close else "")
+    if not ((document or {}).get("state") or {}).get("reported"):
+        return "%s has never reported to its shadow: is the thing name right? The change " \
+            "waits there until a device of that name connects" % shadow.thing
+    return None
 
 
 def sections(document: dict | None) -> tuple[dict, dict, dict, dict]:
@@ -69,13 +81,14 @@ def render_config(document: dict | None) -> str:
     if document is None:
         return "no shadow yet: the device has not connected to AWS IoT since provisioning"
     desired, reported, delta, errors = sections(document)
-    keys = list(_schema().DEFAULTS) + sorted(set(desired) - set(_schema().DEFAULTS))
+    defaults = settings.schema().DEFAULTS
+    keys = list(defaults) + sorted(set(desired) - set(defaults))
     rows = [("setting", "desired", "reported", "pending")]
     for key in keys:
         pending = "refused: " + errors[key] if key in errors else ("yes" if key in delta else "")
         # The shadow drops null values, so a reported config without the key means null.
         shown = _show(reported, key) if key in reported or not reported else "null"
-        rows.append((key, _show(desired, key), shown, pending))
+        rows.append((key, _show(_as_read(desired), key), shown, pending))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
@@ -93,11 +106,16 @@ def _show(section: dict, key: str) -> str:
     return json.dumps(section[key]) if key in section else "-"
 
 
+def _as_read(desired: dict) -> dict:
+    """Desired settings as the device reads them: "" is null where null is allowed."""
+    accepted, _ = settings.schema().validate(desired)
+    return {k: accepted.get(k, v) for k, v in desired.items()}
+
+
 def wait_until_reported(get: Callable[[], dict | None], wanted: dict, timeout_s: float,
                         poll_s: float = 1.0, clock=time.monotonic, sleep=time.sleep) -> dict:
-    """Poll until the device reports `wanted` (or refuses a key); the final document."""
-    schema = _schema()
-    expected, _ = schema.validate({k: (None if v == "" else v) for k, v in wanted.items()})
+    """Poll until the device reports `wanted` (validated settings; None for null) or refuses
+    a key; the final document."""
     deadline = clock() + timeout_s
     while True:
         document = get()
@@ -106,7 +124,7 @@ def wait_until_reported(get: Callable[[], dict | None], wanted: dict, timeout_s:
         if refused:
             raise RefusedError("the device refused: " + "; ".join(
                 "%s %s" % kv for kv in sorted(refused.items())))
-        if all(reported.get(k) == v for k, v in expected.items()):
+        if all(reported.get(k) == v for k, v in wanted.items()):
             return document
         if clock() >= deadline:
             raise DeviceOffline(
@@ -132,63 +150,3 @@ def watch(get: Callable[[], dict | None], show: Callable[[str], None], interval_
             if count is not None and shown >= count:
                 return
         sleep(interval_s)
-
-
-# -- stats ------------------------------------------------------------------
-
-def render_stats(document: dict | None) -> str:
-    stats = ((document or {}).get("state", {}).get("reported") or {}).get("stats")
-    if not stats:
-        return "no statistics yet: the device reports them after its first session"
-    hours = stats.get("by_hour") or [0] * 24
-    peak = max(hours) or 1
-    lines = [
-        "sessions      %d" % stats.get("sessions", 0),
-        "play time     %s" % _duration(stats.get("play_s", 0)),
-        "motions       %d" % stats.get("motions", 0),
-        "last motion   %s" % _when(stats.get("last_motion")),
-        "",
-        "sessions by hour of day (local time)",
-    ]
-    for hour, count in enumerate(hours):
-        lines.append("  %02d:00  %-30s %d" % (hour, "#" * round(30 * count / peak), count))
-    days = stats.get("by_day") or []
-    if days:
-        lines.append("")
-        lines.append("sessions by day")
-        for day, count in days:
-            lines.append("  %s  %d" % (day, count))
-    return "\n".join(lines)
-
-
-def plot_stats(document: dict | None, path: str) -> None:
-    stats = ((document or {}).get("state", {}).get("reported") or {}).get("stats")
-    if not stats:
-        raise SpottyError("no statistics to plot yet")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    days = stats.get("by_day") or []
-    fig, (by_hour, by_day) = plt.subplots(2, 1, figsize=(9, 6.5))
-    by_hour.bar(range(24), stats.get("by_hour") or [0] * 24, color="#1db954")
-    by_hour.set(title="Sessions by hour of day (local time)", xlabel="hour", ylabel="sessions",
-                xticks=range(0, 24, 2))
-    by_day.bar([d for d, _ in days], [c for _, c in days], color="#191414")
-    by_day.set(title="Sessions by day", ylabel="sessions")
-    by_day.tick_params(axis="x", labelrotation=45)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _duration(seconds: int) -> str:
-    hours, rest = divmod(int(seconds), 3600)
-    return "%d h %02d min" % (hours, rest // 60)
-
-
-def _when(utc) -> str:
-    if not utc:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(utc))

@@ -43,6 +43,7 @@ class ShadowClient:
         self.thing = thing
         region = _region(region)
         named_url = endpoint_url  # a stand-in's token only for an endpoint the user names
+        self.region = region
         if endpoint_url is None:
             endpoint_url = _ats_endpoint(region)
         self._client = _boto3().client(
@@ -51,6 +52,39 @@ class ShadowClient:
             **_local_credentials(endpoint_url),
         )
         local_token.attach_known(self._client, named_url)
+
+    def on_aws(self) -> bool:
+        return self._client.meta.endpoint_url.rstrip("/").endswith(".amazonaws.com")
+
+    def registered(self) -> bool | None:
+        """Whether the thing is in the AWS IoT registry; None where there is no registry to
+        ask (the local stand-in) or it cannot be asked."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not self.on_aws():
+            return None
+        try:
+            self._registry().describe_thing(thingName=self.thing)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            return None
+        except BotoCoreError:
+            return None
+        return True
+
+    def thing_names(self) -> list[str]:
+        """The first page of the registry's thing names (for a "did you mean")."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._registry().list_things(maxResults=250)
+        except (BotoCoreError, ClientError):
+            return []
+        return [t["thingName"] for t in answer.get("things", [])]
+
+    def _registry(self):
+        return _boto3().client("iot", region_name=self.region)
 
     @classmethod
     def from_args(cls, args) -> "ShadowClient":

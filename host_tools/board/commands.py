@@ -44,9 +44,17 @@ def _deploy(port: str, reset: bool, attempts: int = 1) -> int:
     return 0
 
 
+def board_port(args) -> str:
+    """--port (or $SPOTTY_PORT), else the one serial board connected."""
+    from .transport import choose_port
+
+    return choose_port(args.port, lambda text: print(text, file=sys.stderr))
+
+
 def cmd_flash(args) -> int:
     from .flash import flash
 
+    args.port = board_port(args)
     flash(args.port, args.firmware, args.chip, args.baud)
     print("MicroPython is on the board; the flash was erased, so provision it again.")
     if args.no_deploy:
@@ -56,14 +64,14 @@ def cmd_flash(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    return _deploy(args.port, reset=not args.no_reset)
+    return _deploy(board_port(args), reset=not args.no_reset)
 
 
 def cmd_hw_report(args) -> int:
     from .report import check_window, report
 
     check_window(args.session_s)
-    with open_board(args.port) as board:
+    with open_board(board_port(args)) as board:
         report(board, args.session_s, Path(args.json), sys.stdout, sys.stderr)
         board.soft_reset()
         print("soft reset: the firmware is starting", file=sys.stderr)

@@ -48,6 +48,33 @@ def check_port(port: str, exists: Callable[[str], bool] = port_exists) -> None:
         )
 
 
+def serial_boards() -> list[str]:
+    """The serial ports with a USB device behind them, as mpremote's `connect auto` sees
+    boards (a port with a USB vendor and product id)."""
+    from serial.tools import list_ports
+
+    return sorted(p.device for p in list_ports.comports() if p.vid is not None
+                  and p.pid is not None)
+
+
+def choose_port(port: str | None, say: Callable[[str], None]) -> str:
+    """The port given, else the one serial board connected (said with `say`)."""
+    from ..common.argparsing import PORT_ENV
+    from ..common.errors import UsageError
+
+    if port:
+        return port
+    boards = serial_boards()
+    if len(boards) == 1:
+        say("using the board on %s, the one serial board connected" % boards[0])
+        return boards[0]
+    if not boards:
+        raise UsageError("no board found on a USB serial port: plug it in, or name its port "
+                         "with --port or %s" % PORT_ENV)
+    raise UsageError("%d serial boards are connected (%s): choose one with --port or %s"
+                     % (len(boards), ", ".join(boards), PORT_ENV))
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     size: int

@@ -22,6 +22,11 @@ def read_bytes(path) -> bytes:
         raise SpottyError("cannot read %s: %s" % (path, e.strerror)) from e
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """1 token refresh, 2 token refreshes."""
+    return "%d %s" % (count, word if count == 1 else words or word + "s")
+
+
 def announce(info) -> None:
     """A server's address and CA, as one JSON line (scripts read it)."""
     print(json.dumps(info), flush=True)

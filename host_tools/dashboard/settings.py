@@ -108,10 +108,11 @@ def read_form(document: dict | None, form: dict) -> tuple[dict, dict]:
             continue
         value = json.dumps(text) if key in TEXT_VALUES else text
         try:
-            changes.update(remote_config.parse_assignments(["%s=%s" % (key, value)]))
+            checked, _ = remote_config.parse_assignments(["%s=%s" % (key, value)])
+            changes.update(checked)
         except RefusedError as e:
             problems[key] = _reason(str(e), key)
-    return ({} if problems else changes), problems
+    return ({} if problems else remote_config.for_shadow(changes)), problems
 
 
 def _pending(online: bool | None, has: str) -> str:

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from ..common.cmdline import announce
+from ..common.devicepath import DEVICE_DIR
 from ..common.errors import RefusedError, SpottyError
 
 
@@ -21,7 +22,8 @@ def cmd_ota_keygen(args) -> int:
 def cmd_ota_build(args) -> int:
     from . import bundles as ota
 
-    info = ota.build(Path(args.source), args.version, Path(args.key), Path(args.out),
+    source = Path(args.source) if args.source else DEVICE_DIR
+    info = ota.build(source, args.version, Path(args.key), Path(args.out),
                      Path(args.ca) if args.ca else None)
     print("%s: version %s, %d files, %d bytes, sha256 %s" % (
         args.out, info["version"], len(info["files"]), info["size"], info["sha256"]))

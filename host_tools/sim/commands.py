@@ -8,8 +8,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..common.cmdline import read_json
-from ..common.errors import SpottyError, UsageError
+from ..common.cmdline import plural, read_json
+from ..common.errors import RefusedError, SpottyError, UsageError
 from .runtime import micropython_path
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -28,24 +28,46 @@ def heapsize_arg(text: str) -> str:
     return number + unit.upper()
 
 
-def _print_event(as_json):
-    from .narrate import describe
+def _print_event(as_json, scenario):
+    from .narrate import Narrator
+
+    narrator = Narrator(scenario["clock_utc"], scenario["config"].get("tz", "UTC0"))
 
     def show(event):
         if as_json:
             print(json.dumps(event), flush=True)
         else:
-            line = describe(event)
+            line = narrator.line(event)
             if line:
                 print(line, flush=True)
 
     return show
 
 
+def check_speaker(scenario: dict) -> None:
+    """The mock Spotify has no active speaker: without spotify_device the firmware would
+    retry no_active_device for good, and a name it does not list is never found."""
+    from ..spotify.mock_web_api import DEFAULT_DEVICES
+
+    wanted = scenario["config"].get("spotify_device", "")
+    if any(wanted in (d["name"], d["id"]) for d in DEFAULT_DEVICES):
+        return
+    if not wanted and any("spotify_device" in e.get("desired", {}) for e in scenario["events"]):
+        return  # a desired event names it later
+    names = ", ".join(d["name"] for d in DEFAULT_DEVICES)
+    if not wanted:
+        raise RefusedError('the scenario names no speaker, and the mock Spotify has none '
+                           'playing: add "spotify_device" to its "config", one of: %s' % names)
+    raise RefusedError("spotify_device %r is not a speaker the mock Spotify knows: one of: %s"
+                       % (wanted, names))
+
+
 def cmd_sim(args) -> int:
     from . import runner as sim
 
     scenario = sim.validate_scenario(read_json(args.scenario))
+    if not args.spotify_url:
+        check_speaker(scenario)
     if args.flash:
         Path(args.flash).mkdir(parents=True, exist_ok=True)
     running = args.endpoint_url or args.state_dir
@@ -77,7 +99,7 @@ def _sim_spotify(args, scenario, iot) -> int:
     from ..spotify.mock import MockSpotify
     from . import runner as sim
 
-    show = _print_event(args.json)
+    show = _print_event(args.json, scenario)
     if args.spotify_url:
         if not args.spotify_ca:
             raise UsageError("--spotify-url needs --spotify-ca (the server's CA, PEM or DER)")
@@ -127,16 +149,18 @@ def cmd_demo(args) -> int:
     print("motion, quiet hours 22:00-07:00 (Central European Time); it is 21:59:40 there.\n")
     with MockSpotify() as mock:
         result = sim.run(
-            scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), on_event=_print_event(False)
+            scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der),
+            on_event=_print_event(False, scenario)
         )
         _print_calls(mock.requests())
     return _finish(result)
 
 
 def _print_calls(requests):
-    calls = [r for r in requests if r["path"] != "/api/token"]
-    print("\nSpotify saw %d API calls and %d token refreshes:" % (
-        len(calls), len(requests) - len(calls)))
+    calls = len([r for r in requests if r["path"] != "/api/token"])
+    refreshes = len(requests) - calls
+    print("\nSpotify saw %s and %s:" % (
+        plural(calls, "API call"), plural(refreshes, "token refresh", "token refreshes")))
     for r in requests:
         query = "&".join("%s=%s" % kv for kv in r.get("query", {}).items())
         print("  %-4s %s%s -> %s" % (r["method"], r["path"], "?" + query if query else "",

@@ -1,9 +1,6 @@
 """Firmware events in plain words, for `spotty sim` and `make demo`."""
 
-
-def _seconds(event):
-    return "%6.1fs" % (event["t"] / 1000) if "t" in event else "  boot "
-
+from ..common.timezones import local_clock
 
 _REASONS = {
     "quiet_hours": "it is quiet hours",
@@ -25,7 +22,7 @@ def _why(code):
 
 
 def describe(event) -> str | None:
-    """One line for an event, or None for events not worth showing."""
+    """What an event says, or None for events not worth showing."""
     kind = event.get("ev")
     text = {
         "ready": lambda e: "firmware %s ready%s" % (
@@ -52,4 +49,33 @@ def describe(event) -> str | None:
             "%s (%s)" % kv for kv in sorted(e.get("refused", {}).items())),
         "crash": lambda e: "firmware crashed (%s) and restarted" % e.get("error"),
     }.get(kind)
-    return "%s  %s" % (_seconds(event), text(event)) if text else None
+    return text(event) if text else None
+
+
+class Narrator:
+    """One line an event: seconds since the firmware was ready, the device's local clock
+    (the scenario's clock in its tz, following reboots and tz changes), and what happened."""
+
+    def __init__(self, clock_utc: int, posix_tz: str):
+        self._tz = posix_tz
+        self._ready_utc = clock_utc  # the board's clock when the firmware said ready
+        self._up_ms = 0  # how long the firmware was up when it went down
+
+    def line(self, event) -> str | None:
+        kind = event.get("ev")
+        if kind == "reset":
+            self._up_ms = event.get("uptime_ms", 0)
+        elif kind == "cut":
+            self._up_ms = event.get("t", 0)
+        elif kind == "reboot":  # the runner moves the clock on by the time it was up
+            self._ready_utc += self._up_ms // 1000
+        elif kind == "config_applied" and "tz" in event.get("changed", {}):
+            self._tz = event["changed"]["tz"]
+        text = describe(event)
+        return "%s  %s" % (self._stamp(event), text) if text else None
+
+    def _stamp(self, event) -> str:
+        if "t" not in event:
+            return "%-20s" % "  boot"
+        moment, name = local_clock(self._ready_utc + event["t"] // 1000, self._tz)
+        return "%6.1fs %s %-5s" % (event["t"] / 1000, moment.strftime("%H:%M:%S"), name)

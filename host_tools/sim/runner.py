@@ -22,6 +22,7 @@ the flash directory and run from there, so an update's file swap is real.
 """
 
 import datetime
+import difflib
 import hashlib
 import json
 import os
@@ -34,9 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import devicepath
 from ..common.devicepath import DEVICE_DIR
-from ..common.errors import SpottyError
+from ..common.errors import RefusedError, SpottyError
 from ..common.pki import pem_or_der_to_der
 from .runtime import micropython_env, micropython_path
 
@@ -87,40 +87,30 @@ def parse_clock(text: str) -> int:
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (TypeError, ValueError) as e:
-        raise SpottyError("scenario clock %r is not an ISO 8601 time: %s" % (text, e)) from e
+        raise RefusedError("scenario clock %r is not an ISO 8601 time: %s" % (text, e)) from e
     if moment.tzinfo is None:
-        raise SpottyError("scenario clock %r needs a zone, e.g. a trailing Z for UTC" % text)
+        raise RefusedError("scenario clock %r needs a zone, e.g. a trailing Z for UTC" % text)
     return int(moment.timestamp())
 
 
+EVENT_KEYS = ("at", "pir", "desired")
+
+
 def validate_scenario(scenario) -> dict:
-    """Check a scenario and return it normalised; raise SpottyError naming the problem."""
-    devicepath.install()
-    from core import config as config_schema
+    """Check a scenario and return it normalised; raise SpottyError naming the problem.
+    Settings may be written as for `spotty config set` (tz=Europe/Berlin, 7:00)."""
+    from ..common import settings
 
     if not isinstance(scenario, dict):
-        raise SpottyError("a scenario is a JSON object")
+        raise RefusedError("a scenario is a JSON object")
     unknown = set(scenario) - {"clock", "config", "events", "until", "device"}
     if unknown:
-        raise SpottyError("unknown scenario keys: %s" % ", ".join(sorted(unknown)))
-    accepted, refused = config_schema.validate(scenario.get("config", {}))
-    if refused:
-        raise SpottyError(
-            "scenario config refused: "
-            + "; ".join("%s: %s" % item for item in sorted(refused.items()))
-        )
+        raise RefusedError("unknown scenario keys: %s" % ", ".join(sorted(unknown)))
+    accepted, _ = settings.check(scenario.get("config", {}), "scenario config refused")
     until = scenario.get("until")
     if not isinstance(until, (int, float)) or until <= 0:
-        raise SpottyError("scenario `until` must be a positive number of seconds")
-    events = scenario.get("events", [])
-    for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("at"), (int, float)):
-            raise SpottyError("each event needs a numeric `at`: %r" % (event,))
-        if "desired" in event:
-            if not isinstance(event["desired"], dict) or "pir" in event:
-                raise SpottyError("event %r: `desired` must be an object of settings" % (event,))
-        elif event.get("pir") not in (0, 1):
-            raise SpottyError("event %r: `pir` must be 0 or 1" % (event,))
+        raise RefusedError("scenario `until` must be a positive number of seconds")
+    events = [_checked_event(event) for event in scenario.get("events", [])]
     return {
         "clock_utc": parse_clock(scenario.get("clock", "2026-01-01T12:00:00Z")),
         "config": accepted,
@@ -128,6 +118,34 @@ def validate_scenario(scenario) -> dict:
         "until": float(until),
         "device": scenario.get("device", {}),
     }
+
+
+def _checked_event(event) -> dict:
+    from ..common import settings
+
+    if not isinstance(event, dict) or not isinstance(event.get("at"), (int, float)):
+        raise RefusedError("each event needs a numeric `at`: %r" % (event,))
+    unknown = sorted(set(event) - set(EVENT_KEYS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], EVENT_KEYS, n=1)
+        raise RefusedError("event %s: unknown key %s%s (an event has `at` and either `pir` or "
+                           "`desired`)" % (json.dumps(event), ", ".join(unknown),
+                                           ", did you mean %s?" % close[0] if close else ""))
+    if "desired" in event:
+        if not isinstance(event["desired"], dict) or "pir" in event:
+            raise RefusedError("event %r: `desired` must be an object of settings" % (event,))
+        # Friendlier forms are read here; the values are the device's to judge (a scenario
+        # may test its refusals).
+        desired = {}
+        for key, value in event["desired"].items():
+            try:
+                desired[key] = settings.friendlier(key, value)[0]
+            except ValueError:
+                desired[key] = value
+        return dict(event, desired=desired)
+    if event.get("pir") not in (0, 1):
+        raise RefusedError("event %r: `pir` must be 0 or 1" % (event,))
+    return event
 
 
 def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from ..aws.shadow_client import ShadowClient
+from ..common.argparsing import ENDPOINT_ENV
 from ..common.cmdline import announce, read_bytes
 from ..common.errors import RefusedError, UsageError
 from . import login as spotify_login
@@ -44,6 +45,8 @@ def cmd_spotify_login(args) -> int:
     client_id = args.client_id or _saved_client_id(path)
     if args.endpoint_url and not args.thing:
         raise UsageError("--endpoint-url is for the token push: it goes with --thing")
+    if args.thing and not args.endpoint_url:
+        args.endpoint_url = os.environ.get(ENDPOINT_ENV) or None
     # Made before the browser step, so a missing AWS setup fails before the login.
     shadow = ShadowClient.from_args(args) if args.thing else None
     ca = read_bytes(args.accounts_ca) if args.accounts_ca else None

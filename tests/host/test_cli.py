@@ -180,7 +180,8 @@ def test_provision_writes_the_board_and_shows_no_secret(
         capsys, aws, boards, saved_login, tmp_path, monkeypatch):
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    (tmp_path / "settings.json").write_text('{"spotify_device": "Bathroom"}')
+    (tmp_path / "settings.json").write_text(
+        '{"spotify_device": "Bathroom", "tz": "Europe/Berlin", "quiet_end": "7:00"}')
     ota.keygen(tmp_path / "keys")
     code, out, err = provision(
         capsys, tmp_path, "--token-file", str(saved_login), "--config",
@@ -194,7 +195,9 @@ def test_provision_writes_the_board_and_shows_no_secret(
     assert json.loads(files["token.json"]) == {"refresh_token": SAVED_TOKEN.refresh_token,
                                                "issued_at": SAVED_TOKEN.issued_at}
     assert json.loads(files["device.json"]) == {"pir_pin": 4, "glitch_ms": 150}
-    assert json.loads(files["config.json"]) == {"spotify_device": "Bathroom"}
+    assert json.loads(files["config.json"]) == {"spotify_device": "Bathroom", "quiet_end": "07:00",
+                                                "tz": "CET-1CEST,M3.5.0,M10.5.0/3"}
+    assert "tz: Europe/Berlin -> CET-1CEST,M3.5.0,M10.5.0/3" in out
     assert files["ota/pub.bin"] == (tmp_path / "keys" / "ota_pub.bin").read_bytes()
     assert boards.next.resets == 1 and boards.next.closed
     assert aws.describe_thing(thingName=THING)["thingName"] == THING
@@ -268,6 +271,7 @@ def secrets_of(mock) -> list[str]:
 
 
 def test_spotify_login_saves_a_private_token_file(capsys, mock, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTTY_ENDPOINT_URL", "http://127.0.0.1:1")  # only for --thing
     browser = Browser(mock)
     monkeypatch.setattr(webbrowser, "open", browser)
     code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID)
@@ -337,9 +341,9 @@ def test_spotify_login_pushes_the_token_to_the_device(capsys, mock, tmp_path, mo
 def test_spotify_login_says_when_the_device_is_offline(capsys, mock, tmp_path, monkeypatch):
     monkeypatch.setattr(webbrowser, "open", Browser(mock))
     with IotLocal() as iot:
+        monkeypatch.setenv("SPOTTY_ENDPOINT_URL", iot.endpoint_url)  # as --endpoint-url
         code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID,
-                               "--thing", THING, "--endpoint-url", iot.endpoint_url,
-                               "--wait-timeout", "0.5")
+                               "--thing", THING, "--wait-timeout", "0.5")
     assert code == 4
     assert "bathroom-1 has not confirmed the new token" in err and "offline" in err
     assert (tmp_path / "spotty" / "token.json").exists()  # the login is kept
@@ -527,23 +531,85 @@ def test_the_readme_lists_every_exit_code():
 # -- make flash / make deploy ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, missing", [
-    ([], "PORT"), (["PORT=/dev/ttyUSB0"], "FIRMWARE"), (["FIRMWARE=fw.bin"], "PORT"),
-])
-def test_make_flash_says_what_is_missing(args, missing):
-    result = subprocess.run(["make", "-n", "flash", *args], cwd=REPO, capture_output=True,
-                            text=True)
+def make(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+def test_make_flash_says_what_is_missing():
+    result = make("flash", "PORT=/dev/ttyUSB0")
     assert result.returncode != 0
-    assert "%s is not set" % missing in result.stderr and "make flash PORT=" in result.stderr
+    assert "FIRMWARE is not set: make flash FIRMWARE=" in result.stderr
 
 
 def test_make_flash_and_deploy_run_spotty():
-    result = subprocess.run(["make", "-n", "flash", "PORT=/dev/ttyUSB0", "FIRMWARE=fw.bin"],
-                            cwd=REPO, capture_output=True, text=True)
+    result = make("flash", "PORT=/dev/ttyUSB0", "FIRMWARE=fw.bin")
     assert result.returncode == 0
-    assert 'spotty flash --port "/dev/ttyUSB0" --firmware "fw.bin"' in result.stdout
-    result = subprocess.run(["make", "-n", "deploy"], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode != 0 and "PORT is not set" in result.stderr
-    result = subprocess.run(["make", "-n", "deploy", "PORT=/dev/ttyUSB0"], cwd=REPO,
-                            capture_output=True, text=True)
-    assert 'spotty deploy --port "/dev/ttyUSB0"' in result.stdout
+    assert 'spotty flash --port "/dev/ttyUSB0" --firmware "fw.bin"\n' in result.stdout
+    result = make("flash", "FIRMWARE=fw.bin", "CHIP=esp32s3")  # the one board connected
+    assert 'spotty flash --firmware "fw.bin" --chip "esp32s3"\n' in result.stdout
+    assert 'spotty deploy --port "/dev/ttyUSB0"' in make("deploy", "PORT=/dev/ttyUSB0").stdout
+    assert make("deploy").stdout.endswith("spotty deploy\n")
+    assert make("hw-report").stdout.endswith("spotty hw-report\n")
+    assert 'spotty hw-report --port "/dev/ttyUSB0" --session-s "30"' in make(
+        "hw-report", "PORT=/dev/ttyUSB0", "SESSION_S=30").stdout
+
+
+# -- config: typos do not pass silently -------------------------------------------------
+
+
+MOTO_DATA = "https://data-ats.iot.eu-west-1.amazonaws.com"  # where moto's data plane answers
+
+
+def test_config_set_warns_when_aws_has_no_such_thing(capsys, aws):
+    aws.create_thing(thingName="bathroom")
+    _, _, err = run(capsys, "config", "set", "--thing", "bathrom", "--region", "eu-west-1",
+                    "--endpoint-url", MOTO_DATA, "volume=30")
+    # AWS then creates the shadow; moto refuses a shadow without a thing, on the next line.
+    assert err.splitlines()[0] == (
+        "spotty: warning: there is no thing named bathrom in AWS IoT (did you mean bathroom?); "
+        "the change is stored in its shadow all the same")
+
+
+def test_config_set_warns_when_a_registered_thing_never_reported(capsys, aws):
+    aws.create_thing(thingName="bathroom")
+    code, out, err = run(capsys, "config", "set", "--thing", "bathroom", "--region", "eu-west-1",
+                         "--endpoint-url", MOTO_DATA, "volume=30")
+    assert code == 0 and "desired config of bathroom updated" in out
+    assert err.startswith("spotty: warning: bathroom has never reported to its shadow")
+
+
+# -- sim and demo -------------------------------------------------------------------------
+
+
+def scenario_file(tmp_path, config=None, events=None):
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps({"config": {"spotify_device": "Bathroom"} if config is None
+                                else config, "events": events or [], "until": 5}))
+    return str(path)
+
+
+def test_sim_refuses_an_unknown_event_key(capsys, tmp_path):
+    code, out, err = run(capsys, "sim", scenario_file(tmp_path, events=[{"at": 1, "pri": 1}]))
+    assert code == 3 and out == ""
+    assert err == ('spotty: event {"at": 1, "pri": 1}: unknown key pri, did you mean pir? (an '
+                   'event has `at` and either `pir` or `desired`)\n')
+
+
+def test_sim_without_a_speaker_names_the_mocks_speakers(capsys, tmp_path):
+    speakers = "Bathroom, Kitchen, Living Room TV, Alice's iPhone, Web Player (Chrome)"
+    code, out, err = run(capsys, "sim", scenario_file(tmp_path, config={"timeout_s": 5}))
+    assert code == 3 and out == ""
+    assert err == ('spotty: the scenario names no speaker, and the mock Spotify has none '
+                   'playing: add "spotify_device" to its "config", one of: %s\n' % speakers)
+    code, _, err = run(capsys, "sim", scenario_file(tmp_path, config={"spotify_device": "Bathrom"}))
+    assert code == 3
+    assert err == ("spotty: spotify_device 'Bathrom' is not a speaker the mock Spotify knows: "
+                   "one of: %s\n" % speakers)
+
+
+def test_sim_refuses_scenario_settings_as_config_set_does(capsys, tmp_path):
+    code, _, err = run(capsys, "sim", scenario_file(tmp_path, config={"tz": "Europe/Berln"}))
+    assert code == 3
+    assert err == ("spotty: scenario config refused: tz: unknown time zone 'Europe/Berln' "
+                   "(did you mean Europe/Berlin?)\n")

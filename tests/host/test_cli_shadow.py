@@ -32,22 +32,94 @@ def run(capsys, *argv):
 def test_config_set_validates_before_sending(capsys, iot):
     code, _, err = run(capsys, "config", "set", "--thing", THING + "-v", "--endpoint-url",
                        iot.endpoint_url, "timeout_s=99999", "colour=red")
-    assert code == 3 and "timeout_s must be 1..7200" in err and "colour unknown setting" in err
+    assert code == 3 and "timeout_s: must be 1..7200" in err and "colour: unknown setting" in err
+    assert len(err.splitlines()) == 1
     assert ShadowClient(THING + "-v", iot.endpoint_url).get() is None  # nothing was sent
 
 
-def test_config_set_null_as_empty_string_then_get_shows_pending(capsys, iot):
+def test_an_unknown_setting_lists_the_valid_ones(capsys, iot):
+    listed = "(the settings: enabled, timeout_s, motion_gap_s, quiet_start, quiet_end, tz, " \
+        "spotify_device, playlist_uri, volume, if_busy)"
+    code, _, err = run(capsys, "config", "set", "--thing", THING + "-v", "--endpoint-url",
+                       iot.endpoint_url, "timeout=60")
+    assert code == 3
+    assert err == "spotty: refused: timeout: unknown setting, did you mean timeout_s? %s\n" % listed
+    code, _, err = run(capsys, "config", "unset", "--thing", THING + "-v", "--endpoint-url",
+                       iot.endpoint_url, "colour")
+    assert (code, err) == (3, "spotty: refused: colour: unknown setting %s\n" % listed)
+    assert ShadowClient(THING + "-v", iot.endpoint_url).get() is None
+
+
+def test_config_set_takes_a_zone_name_and_a_short_hour_and_shows_what_it_sends(capsys, iot):
+    thing = THING + "-tz"
+    code, out, err = run(capsys, "config", "set", "--thing", thing, "--endpoint-url",
+                         iot.endpoint_url, "tz=Europe/Berlin", "quiet_start=7:00")
+    assert code == 0, err
+    assert "tz: Europe/Berlin -> CET-1CEST,M3.5.0,M10.5.0/3 (its POSIX TZ string" in out
+    assert 'tz="CET-1CEST,M3.5.0,M10.5.0/3", quiet_start="07:00"' in out
+    desired = ShadowClient(thing, iot.endpoint_url).get()["state"]["desired"]["config"]
+    assert desired == {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "quiet_start": "07:00"}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("Europe/Berln", "tz: unknown time zone 'Europe/Berln' (did you mean Europe/Berlin?)"),
+    ("Berlin", "tz: not a POSIX TZ string (number expected at 6); give a zone name such as "
+               "Europe/Berlin or a POSIX TZ string"),
+])
+def test_config_set_refuses_a_zone_it_cannot_read(capsys, iot, value, message):
+    code, _, err = run(capsys, "config", "set", "--thing", THING + "-v", "--endpoint-url",
+                       iot.endpoint_url, "tz=" + value)
+    assert (code, err) == (3, "spotty: refused: %s\n" % message)
+
+
+def test_config_set_null_then_get_shows_null_and_pending(capsys, iot):
     thing = THING + "-g"
-    code, out, _ = run(capsys, "config", "set", "--thing", thing, "--endpoint-url",
-                       iot.endpoint_url, "timeout_s=600", "playlist_uri=null",
-                       "tz=CET-1CEST,M3.5.0,M10.5.0/3")
-    assert code == 0 and 'timeout_s=600' in out and 'playlist_uri=""' in out
+    iot.store.update(thing, json.dumps({"state": {"reported": {"config": {}}}}).encode())
+    code, out, err = run(capsys, "config", "set", "--thing", thing, "--endpoint-url",
+                         iot.endpoint_url, "timeout_s=600", "playlist_uri=null",
+                         "tz=CET-1CEST,M3.5.0,M10.5.0/3")
+    assert code == 0 and err == ""
+    assert 'timeout_s=600' in out and 'playlist_uri=null' in out and '""' not in out
     desired = ShadowClient(thing, iot.endpoint_url).get()["state"]["desired"]["config"]
     assert desired == {"timeout_s": 600, "playlist_uri": "", "tz": "CET-1CEST,M3.5.0,M10.5.0/3"}
     code, out, _ = run(capsys, "config", "get", "--thing", thing, "--endpoint-url",
                        iot.endpoint_url)
-    line = [row for row in out.splitlines() if row.startswith("timeout_s")][0]
-    assert line.split() == ["timeout_s", "600", "-", "yes"]
+    rows = {row.split()[0]: row.split() for row in out.splitlines()[1:] if row}
+    assert rows["timeout_s"] == ["timeout_s", "600", "-", "yes"]
+    assert rows["playlist_uri"][:2] == ["playlist_uri", "null"]
+
+
+def test_the_thing_and_endpoint_come_from_the_environment(capsys, iot, monkeypatch):
+    thing = THING + "-env"
+    iot.store.update(thing, json.dumps({"state": {"reported": {"config": {"volume": 7}}}})
+                     .encode())
+    monkeypatch.setenv("SPOTTY_THING", thing)
+    monkeypatch.setenv("SPOTTY_ENDPOINT_URL", iot.endpoint_url)
+    code, out, err = run(capsys, "config", "get")
+    assert code == 0 and err == ""
+    assert [row.split()[:3] for row in out.splitlines() if row.startswith("volume")] == \
+        [["volume", "-", "7"]]
+
+
+def test_config_unset_says_back_to_the_default(capsys, iot):
+    thing = THING + "-u"
+    iot.store.update(thing, json.dumps({"state": {"reported": {"config": {}}}}).encode())
+    code, out, err = run(capsys, "config", "unset", "--thing", thing, "--endpoint-url",
+                         iot.endpoint_url, "volume", "timeout_s")
+    assert code == 0 and err == ""
+    assert out.splitlines()[:2] == ["volume: back to the default",
+                                    "timeout_s: back to the default (300)"]
+    assert '""' not in out
+    desired = ShadowClient(thing, iot.endpoint_url).get()["state"]["desired"]["config"]
+    assert desired == {"volume": "", "timeout_s": 300}
+
+
+def test_config_set_warns_when_the_thing_has_never_reported(capsys, iot):
+    code, out, err = run(capsys, "config", "set", "--thing", "bathrom", "--endpoint-url",
+                         iot.endpoint_url, "volume=30")
+    assert code == 0 and "desired config of bathrom updated" in out
+    assert err == ("spotty: warning: bathrom has never reported to its shadow: is the thing "
+                   "name right? The change waits there until a device of that name connects\n")
 
 
 def test_config_set_wait_times_out_clearly_when_the_device_is_offline(capsys, iot):
@@ -69,18 +141,66 @@ def test_config_set_wait_returns_once_the_device_reports(capsys, iot):
     assert code == 0 and "the device applied it" in out
 
 
+STATS = {"sessions": 7, "play_s": 5400, "motions": 9, "last_motion": 1795348800,
+         "by_hour": [0] * 7 + [4] + [0] * 15 + [2],
+         "by_day": [["2026-11-20", 2], ["2026-11-22", 1], ["2026-11-23", 3]]}
+TITLE = "cli-bath-s, 2026-11-20 to 2026-11-23\n7 sessions, 1 h 30 min of music, 9 motions in all"
+
+
+def bar_runs(image, colour) -> list[tuple[int, int, int]]:
+    """(first column, last column, height) of each bar of `colour`, read off the pixels."""
+    width, height = image.size
+    pixels = image.load()
+    rows = [y for y in range(height) if any(pixels[x, y] == colour for x in range(width))]
+    base = max(rows) - 1  # just above the x axis
+    runs, start = [], None
+    for x in range(width + 1):
+        inside = x < width and pixels[x, base] == colour
+        if inside and start is None:
+            start = x
+        elif not inside and start is not None:
+            middle = (start + x - 1) // 2
+            tall = sum(1 for y in range(height) if pixels[middle, y] == colour)
+            runs.append((start, x - 1, tall))
+            start = None
+    return runs
+
+
 def test_stats_table_and_plot(capsys, iot, tmp_path):
+    from PIL import Image
+
     thing = THING + "-s"
-    stats = {"sessions": 3, "play_s": 5400, "motions": 7, "last_motion": 1795348800,
-             "by_hour": [0] * 7 + [2] + [0] * 15 + [1], "by_day": [["2026-11-22", 3]]}
-    iot.store.update(thing, json.dumps({"state": {"reported": {"stats": stats}}}).encode())
+    config = {"tz": "CET-1CEST,M3.5.0,M10.5.0/3"}
+    report = {"state": {"reported": {"stats": STATS, "config": config}}}
+    iot.store.update(thing, json.dumps(report).encode())
     plot = tmp_path / "use.png"
     code, out, _ = run(capsys, "stats", "--thing", thing, "--endpoint-url", iot.endpoint_url,
                        "--plot", str(plot))
     assert code == 0
-    assert "sessions      3" in out and "play time     1 h 30 min" in out
-    assert "07:00  ##############################" in out and "2026-11-22  3" in out
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10000
+    assert "sessions      7" in out and "play time     1 h 30 min" in out
+    assert "last motion   2026-11-22 13:00 CET" in out
+    assert "sessions by hour of day (local time, CET/CEST)" in out
+    assert "07:00  ##############################" in out
+    assert "2026-11-21  0" in out  # a day without sessions is shown
+
+    image = Image.open(plot)
+    assert image.format == "PNG" and image.info["Title"] == TITLE
+    rgb = image.convert("RGB")
+    width, _ = rgb.size
+    top = [rgb.getpixel((x, y)) for x in range(width // 4, 3 * width // 4) for y in range(40)]
+    assert sum(1 for p in top if sum(p) < 200) > 200  # the title is drawn, at the top
+
+    # The date axis is continuous: the empty 21st leaves a gap one day wide between
+    # the bars of the 20th and the 22nd; heights follow the counts 2, 1, 3.
+    (a, b, c) = bar_runs(rgb, (0x19, 0x14, 0x14))
+    centre = [(run[0] + run[1]) / 2 for run in (a, b, c)]
+    day = centre[2] - centre[1]
+    assert abs((centre[1] - centre[0]) - 2 * day) <= 2
+    assert abs((a[1] - a[0]) - 0.8 * day) <= 2  # bars 0.8 days wide
+    unit = b[2]  # one session, in pixels (an edge pixel or so is antialiased)
+    assert abs(a[2] - 2 * unit) <= 3 and abs(c[2] - 3 * unit) <= 5
+    hours = bar_runs(rgb, (0x1D, 0xB9, 0x54))
+    assert len(hours) == 2 and abs(hours[0][2] - 2 * hours[1][2]) <= 3
 
 
 def test_ota_build_with_ca_then_push_and_status(capsys, iot, tmp_path):

@@ -223,7 +223,7 @@ def test_the_time_zone_is_read_as_the_cli_reads_it(store, clock, client):
     answer = client.post("/thing/bath-tz/settings", data={
         "csrf": form_token(client, "bath-tz"), "tz": "Europe/Berlin"})
     try:
-        expected = remote_config.parse_assignments(["tz=Europe/Berlin"])
+        expected, _ = remote_config.parse_assignments(["tz=Europe/Berlin"])
     except RefusedError as e:
         assert answer.status_code == 400
         assert str(e).split("tz ", 1)[-1] in field_of(answer.text, "tz")

@@ -6,7 +6,6 @@ The session window carries a short visit, fed to the sim board's PIR from sim.js
 import base64
 import json
 import re
-import subprocess
 
 import pytest
 from needs import needs_mosquitto
@@ -18,7 +17,6 @@ from host_tools.board import report
 from host_tools.board import transport as board_module
 from host_tools.board.transport import MpremoteTransport
 from host_tools.board.unixport import UnixPortLink
-from host_tools.common.devicepath import REPO
 from host_tools.common.pki import CertificateAuthority
 from host_tools.sim import runner as sim
 from host_tools.spotify.mock import MockSpotify
@@ -193,12 +191,3 @@ def test_a_window_outside_the_maintenance_watchdog_is_refused_before_opening(
     code = cli.main(["hw-report", "--port", "/dev/ttyUSB0", "--session-s", window])
     assert code == 3 and "the session window is 1 to 1200 seconds" in capsys.readouterr().err
     assert links == []
-
-
-def test_make_hw_report_needs_a_port():
-    result = subprocess.run(["make", "-n", "hw-report"], cwd=REPO, capture_output=True,
-                            text=True)
-    assert result.returncode != 0 and "PORT is not set: make hw-report" in result.stderr
-    result = subprocess.run(["make", "-n", "hw-report", "PORT=/dev/ttyUSB0", "SESSION_S=30"],
-                            cwd=REPO, capture_output=True, text=True)
-    assert 'spotty hw-report --port "/dev/ttyUSB0" --session-s "30"' in result.stdout
