@@ -295,9 +295,11 @@ class _Runner:
         if self.heapsize:
             cmd += ["-X", "heapsize=%s" % self.heapsize]
         if self.installed:
-            cmd.append("main.py")  # from the flash, as the board runs it
-            # "" is the flash, the working directory, as on the ESP32: a module's
-            # __file__ (kept as an interned string) is "net/mqtt.mpy", as on a board.
+            # From the flash, as the board runs it. Not as a script: that would put the
+            # flash's absolute path first on sys.path. "" is the flash, the working
+            # directory, as on the ESP32: a module's __file__ (an interned string for
+            # good) is "net/mqtt.mpy", as on a board, not "/tmp/spotty-flash-.../net/...".
+            cmd += ["-m", "main"]
             env = dict(os.environ, MICROPYPATH=os.pathsep.join(["", ".frozen"]))
         else:
             cmd.append(str(DEVICE_DIR / "main.py"))
