@@ -19,7 +19,6 @@ import rare
 import store
 from cloud import Cloud
 from core import session as sess
-from core import tz
 from core.stats import Stats
 from core.ticks import ticks_diff
 from health import Health
@@ -57,7 +56,7 @@ class App:
         self.player = None
         self.token = RefreshToken()
         self.config = self._load_config()
-        self.zone = tz.parse(self.config["tz"])
+        self.zone = _zone(self.config["tz"])
         saved_stats, _ = store.load_json("stats.json", None)
         self.stats = Stats(saved_stats)
         self.cloud = Cloud(self, VERSION, settings.get("single_tls", True))
@@ -77,7 +76,7 @@ class App:
             log.event("error", error="config_" + problem.split(":")[0])
         config, refused = schema.from_stored(stored)
         del schema
-        rare.drop("core.config")
+        rare.drop("core.config", "core.tzparse")
         if refused:
             log.event("config_refused", refused=refused)
         return config
@@ -87,7 +86,7 @@ class App:
         self.config = new
         store.save_json("config.json", new)
         if "tz" in changed:
-            self.zone = tz.parse(new["tz"])
+            self.zone = _zone(new["tz"])
         if "spotify_device" in changed and self.player:
             self.player.forget_device()
         log.event("config_applied", changed=changed)
@@ -324,6 +323,16 @@ class App:
 
     async def run(self):
         await asyncio.gather(self.control(), self.worker())
+
+
+def _zone(text):
+    """The zone of a TZ string the schema has accepted; the parser is dropped."""
+    from core import tzparse
+
+    try:
+        return tzparse.parse(text)
+    finally:
+        rare.drop("core.tzparse")
 
 
 def _cert_expiry():

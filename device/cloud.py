@@ -110,7 +110,7 @@ class Cloud:
 
     def _answer_desired(self, desired):
         new, changed, state = self.acknowledger.answer(self.app.config, desired)
-        rare.drop("core.config")  # the schema: loaded for this answer only
+        rare.drop("core.config", "core.tzparse")  # the schema: loaded for this answer only
         errors = state["reported"]["config_errors"]
         if errors:
             log.event("config_refused", refused={k: v for k, v in errors.items() if v})

@@ -1,7 +1,7 @@
 # The configuration schema (DESIGN.md §4), defined once: the device, the shadow
 # and the CLI all validate with it. Validation goes key by key: a refused key
 # comes back with its reason, the accepted ones still apply.
-from core import tz
+from core import tzparse
 
 DEFAULTS = {
     "enabled": True,
@@ -60,7 +60,7 @@ def _hhmm(value):
 
 def _zone(value):
     try:
-        tz.parse(_text(value))
+        tzparse.parse(_text(value))
     except ValueError as e:
         raise ValueError("not a POSIX TZ string (%s)" % e.args[0])
     return value
@@ -82,12 +82,9 @@ def _context_uri(value):
 
 
 def _base62(text):
-    if not text:
-        return False
-    for ch in text:
-        if not (ch.isalpha() or ch.isdigit()):
-            return False
-    return True
+    # Bytes, not characters: each character of a str taken alone is interned for good.
+    return bool(text) and all(48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122
+                              for b in text.encode())
 
 
 def _choice(*options):

@@ -40,11 +40,15 @@ class SpotifyError(Exception):
 
 
 def _quote(text):
-    out = []
-    for ch in text.encode():
-        c = chr(ch)
-        out.append(c if c.isalpha() or c.isdigit() or c in "-_.~" else "%%%02X" % ch)
-    return "".join(out)
+    # Bytes, not characters: chr() and a str's single characters are interned for good,
+    # which would make every character of a refresh token a permanent name.
+    out = bytearray()
+    for b in text.encode():
+        if 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b in (45, 46, 95, 126):
+            out.append(b)
+        else:
+            out.extend(b"%%%02X" % b)
+    return out.decode()
 
 
 def _retry_after_ms(headers):

@@ -38,10 +38,10 @@ def friendlier(key: str, value) -> tuple[object, str | None]:
 
 def _is_posix(text: str) -> bool:
     devicepath.install()
-    from core import tz
+    from core import tzparse
 
     try:
-        tz.parse(text)
+        tzparse.parse(text)
     except ValueError:
         return False
     return True

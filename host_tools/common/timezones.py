@@ -87,9 +87,9 @@ def days_that_differ(name: str, rule: str, start_utc: int) -> int:
     from . import devicepath
 
     devicepath.install()
-    from core import tz
+    from core import tz, tzparse
 
-    zone, reference = tz.parse(rule), zoneinfo.ZoneInfo(canonical_name(name))
+    zone, reference = tzparse.parse(rule), zoneinfo.ZoneInfo(canonical_name(name))
     days = set()
     for utc in range(start_utc, start_utc + CHECK_DAYS * 86400, CHECK_STEP_S):
         moment = datetime.datetime.fromtimestamp(utc, reference)
@@ -112,12 +112,12 @@ def local_clock(utc: int, posix: str) -> tuple[datetime.datetime, str]:
     from . import devicepath
 
     devicepath.install()
-    from core import tz
+    from core import tz, tzparse
 
     try:
-        zone = tz.parse(posix)
+        zone = tzparse.parse(posix)
     except ValueError:
-        zone, posix = tz.parse("UTC0"), "UTC0"
+        zone, posix = tzparse.parse("UTC0"), "UTC0"
     offset = tz.offset_at(zone, utc)
     names = posix_names(posix)
     name = names[1] if offset != zone[0] and len(names) > 1 else names[0]

@@ -26,10 +26,10 @@ def zone(posix_tz):
     if not isinstance(posix_tz, str):
         return None
     devicepath.install()
-    from core import tz
+    from core import tzparse
 
     try:
-        return tz.parse(posix_tz)
+        return tzparse.parse(posix_tz)
     except ValueError:
         return None
 

@@ -6,7 +6,7 @@ import zoneinfo
 
 import pytest
 
-from core import tz
+from core import tz, tzparse
 from host_tools.common import settings, timezones
 from host_tools.common.errors import RefusedError
 
@@ -22,7 +22,7 @@ START = int(datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc).timestam
 
 
 def assert_matches_zoneinfo(name: str, rule: str) -> None:
-    zone, reference = tz.parse(rule), zoneinfo.ZoneInfo(name)
+    zone, reference = tzparse.parse(rule), zoneinfo.ZoneInfo(name)
     for instant in range(START, START + 2 * 365 * 86400, 3600):
         moment = datetime.datetime.fromtimestamp(instant, reference)
         assert tz.offset_at(zone, instant) == moment.utcoffset().total_seconds(), (rule, moment)

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core import tz
+from core import tz, tzparse
 
 ZONES = {
     "Europe/Berlin": "CET-1CEST,M3.5.0,M10.5.0/3",
@@ -18,7 +18,7 @@ ZONES = {
 
 @pytest.mark.parametrize("name", sorted(ZONES))
 def test_offsets_match_tzdata_every_hour_of_2026_and_2027(name):
-    zone, reference = tz.parse(ZONES[name]), ZoneInfo(name)
+    zone, reference = tzparse.parse(ZONES[name]), ZoneInfo(name)
     start = int(datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
     for instant in range(start, start + 2 * 365 * 86400, 3600):
         moment = datetime.datetime.fromtimestamp(instant, reference)

@@ -1,7 +1,7 @@
-from core import config, policy, tz
+from core import config, policy, tzparse
 from core.tz import days_from_civil
 
-BERLIN = tz.parse("CET-1CEST,M3.5.0,M10.5.0/3")
+BERLIN = tzparse.parse("CET-1CEST,M3.5.0,M10.5.0/3")
 
 
 def at(y, mo, d, h, mi):

@@ -1,7 +1,7 @@
-from core import config, session, tz
+from core import config, session, tzparse
 from core.session import Session
 
-UTC = tz.parse("UTC0")
+UTC = tzparse.parse("UTC0")
 NOON = 1795348800  # 2026-11-22T12:00:00Z
 
 

@@ -1,8 +1,8 @@
-from core import tz
+from core import tzparse
 from core.stats import DAYS, Stats
 from core.tz import days_from_civil
 
-BERLIN = tz.parse("CET-1CEST,M3.5.0,M10.5.0/3")
+BERLIN = tzparse.parse("CET-1CEST,M3.5.0,M10.5.0/3")
 
 
 def at(y, mo, d, h, mi=0):

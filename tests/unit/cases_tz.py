@@ -1,5 +1,6 @@
 from core import tz
-from core.tz import civil_from_days, days_from_civil, local_minute_of_day, offset_at, parse
+from core.tz import civil_from_days, days_from_civil, local_minute_of_day, offset_at
+from core.tzparse import parse
 
 BERLIN = "CET-1CEST,M3.5.0,M10.5.0/3"
 NEW_YORK = "EST5EDT,M3.2.0,M11.1.0"
