@@ -104,10 +104,12 @@ class App:
         self.boot_utc = self.last_heartbeat = self.board.utc()
         roots = tls.load_ca_dir("ca")
         ctx = tls.context(roots)
+        self.cloud.prepare(secrets, roots)
+        roots = None
         self.cert_expiry = _cert_expiry()
         if self.health.safe:
             log.event("safe_mode", crashes=self.health.crashes)
-            self.cloud.start(secrets, roots)
+            self.cloud.start(secrets)
             return
         api = https.Client(secrets.get("spotify_api_url", API_URL), ctx)
         accounts = https.Client(secrets.get("spotify_accounts_url", ACCOUNTS_URL), ctx)
@@ -122,7 +124,7 @@ class App:
         self.player = Player(self.spotify)
         # Token and speaker id now, so the motion path needs neither.
         await self._spotify_call(self._warm_up)
-        self.cloud.start(secrets, roots)
+        self.cloud.start(secrets)
         if self.cloud.link is None:
             self.health.healthy()  # no shadow link to wait for
 

@@ -153,7 +153,11 @@ class Client(Connection):
     async def _send(self, packet, payload=None):
         self._require_link()
         async with self._write_lock:
-            await self._write(packet + payload if payload else packet)
+            if isinstance(packet, list):  # publish_json's pieces
+                for piece in packet:
+                    await self._write(piece)
+            else:
+                await self._write(packet + payload if payload else packet)
         self._last_tx = ticks_ms()
 
     async def _exchange(self, packet_id, packet, answer, payload=None):

@@ -20,6 +20,7 @@ SUBACK_FAILURE = const(0x80)
 SUBSCRIBE_MAX_TOPICS = const(8)  # AWS IoT takes at most 8 topics in one SUBSCRIBE
 MAX_REMAINING = const(268435455)  # four bytes of 7-bit groups
 _LEVEL_3_1_1 = const(4)
+_PIECE = const(240)  # bytes of a JSON packet per allocation: 15 heap blocks
 
 _CONNACK_REASONS = (
     "accepted",
@@ -163,29 +164,43 @@ def parse_puback(body):
 
 
 class _JsonSink(io.IOBase):
-    """Where json.dump writes: counts the bytes, or copies them into buf from `at` on."""
+    """Where json.dump writes: counts the bytes, or copies them on into `pieces`, each
+    _PIECE bytes long but the last."""
 
-    def __init__(self, buf=None, at=0):
-        self.buf = buf
-        self.at = at
+    def __init__(self, pieces=None):
+        self.pieces = pieces
+        self.at = 0
 
-    def write(self, piece):
-        if isinstance(piece, str):  # CPython's json writes text
-            piece = piece.encode()
-        n = len(piece)
-        if self.buf is not None:
-            self.buf[self.at:self.at + n] = piece
-        self.at += n
+    def write(self, data):
+        if isinstance(data, str):  # CPython's json writes text
+            data = data.encode()
+        n = len(data)
+        if self.pieces is None:
+            self.at += n
+            return n
+        view = memoryview(data)
+        done = 0
+        while done < n:
+            piece = self.pieces[self.at // _PIECE]
+            start = self.at % _PIECE
+            take = min(n - done, len(piece) - start)
+            piece[start:start + take] = view[done:done + take]
+            done += take
+            self.at += take
         return n
 
 
 def publish_json(topic, document, qos=0, retain=False, packet_id=0):
-    """(a whole PUBLISH packet carrying document as JSON, its payload size), built in one
-    allocation: no text, bytes and packet copies of a several-KB shadow update."""
+    """(a PUBLISH packet carrying document as JSON, as a list of pieces to send in turn,
+    and its payload size). A shadow update of a KB or more then needs no free block of its
+    size, only a few small ones: near a full heap, that is what decides. No text, bytes
+    or packet copies either: json.dump writes straight into the pieces."""
     size = _JsonSink()
     json.dump(document, size)
     head = publish_head(topic, size.at, qos, retain, packet_id)
-    packet = bytearray(len(head) + size.at)
-    packet[:len(head)] = head
-    json.dump(document, _JsonSink(packet, len(head)))
-    return packet, size.at
+    total = len(head) + size.at
+    pieces = [bytearray(min(_PIECE, total - at)) for at in range(0, total, _PIECE)]
+    sink = _JsonSink(pieces)
+    sink.write(head)
+    json.dump(document, sink)
+    return pieces, size.at

@@ -154,16 +154,24 @@ def test_fixed_packets():
     assert wire.DISCONNECT_PACKET == b"\xe0\x00"
 
 
-def test_publish_json_builds_the_whole_packet_in_one_buffer():
+def test_publish_json_builds_the_packet_in_small_pieces():
     import json
 
-    document = {"state": {"reported": {"speaker": "Küche", "hours": [0, 3, 1]}},
+    document = {"state": {"reported": {"speaker": "Küche", "hours": list(range(200)),
+                                       "note": "x" * 300}},
                 "clientToken": "bath-7"}
-    packet, size = wire.publish_json("$aws/things/bath/shadow/update", document, 1, False, 9)
+    pieces, size = wire.publish_json("$aws/things/bath/shadow/update", document, 1, False, 9)
     payload = json.dumps(document).encode()
     head = wire.publish_head("$aws/things/bath/shadow/update", len(payload), 1, False, 9)
     assert size == len(payload)  # bytes, not characters: "ü" is two in UTF-8
-    assert isinstance(packet, bytearray)
+    assert len(pieces) == (len(head) + size + 239) // 240 > 3
+    assert all(isinstance(piece, bytearray) and len(piece) == 240 for piece in pieces[:-1])
+    packet = b"".join(bytes(piece) for piece in pieces)
     assert packet[:len(head)] == head
-    assert json.loads(bytes(packet[len(head):]).decode()) == document
+    assert json.loads(packet[len(head):].decode()) == document
     assert len(packet) == len(head) + size
+
+
+def test_publish_json_of_a_small_document_is_one_piece():
+    pieces, size = wire.publish_json("t", {"a": 1}, 0)
+    assert len(pieces) == 1 and bytes(pieces[0]) == b"\x30\x0b\x00\x01t" + b'{"a": 1}'
