@@ -20,13 +20,11 @@ import store
 from cloud import Cloud
 from core import session as sess
 from core.stats import Stats
-from core.ticks import ticks_diff
+from core.ticks import ticks_add, ticks_diff
 from health import Health
-from net import https, tls
-from net.spotify import FATAL, Spotify, SpotifyError
+from net.spotify import FATAL, SpotifyError
 from ota import state as ota_state
 from pir import Pir
-from player import Player
 from refresh_token import RefreshToken
 
 VERSION = "0.1.0"
@@ -36,12 +34,11 @@ IDLE_POLL_MS = const(1000)
 MAX_CRASHES = const(5)
 HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
 
-API_URL = "https://api.spotify.com"
-ACCOUNTS_URL = "https://accounts.spotify.com"
-
 
 class App:
     def __init__(self, board, settings, boot=None):
+        import startup  # the boot's code, dropped once it has run (worker)
+
         self.board = board
         # First of all, so motion during boot is kept.
         self.pir = Pir(board, settings.get("glitch_ms"))
@@ -55,31 +52,19 @@ class App:
         self.spotify = None
         self.player = None
         self.token = RefreshToken()
-        self.config = self._load_config()
+        self.config = startup.load_config()
         self.zone = _zone(self.config["tz"])
         saved_stats, _ = store.load_json("stats.json", None)
         self.stats = Stats(saved_stats)
         self.cloud = Cloud(self, VERSION, settings.get("single_tls", True))
         self.boot_utc = None
         self.last_heartbeat = None
-        self.updater = None  # ota.updater, loaded while an update is under way
-        self.ota_report = saved_ota.get("report")  # reported.ota while there is none
+        self.ota_job = None  # a download to ask for when idle (ota.updater.answer)
+        self.ota_due = None  # ticks from which it may start
+        self.ota_report = saved_ota.get("report")
         self.cert_expiry = (None, None)
 
     # -- configuration ------------------------------------------------------
-
-    def _load_config(self):
-        from core import config as schema  # not kept loaded: see cloud.answer_desired
-
-        stored, problem = store.load_json("config.json", {})
-        if problem and problem != "missing":
-            log.event("error", error="config_" + problem.split(":")[0])
-        config, refused = schema.from_stored(stored)
-        del schema
-        rare.drop("core.config", "core.tzparse")
-        if refused:
-            log.event("config_refused", refused=refused)
-        return config
 
     def apply_config(self, new, changed):
         """Configuration accepted from the shadow: applied at once, kept on flash."""
@@ -91,67 +76,9 @@ class App:
             self.player.forget_device()
         log.event("config_applied", changed=changed)
 
-    # -- boot ---------------------------------------------------------------
-
-    async def _boot(self):
-        secrets, problem = store.load_json("secrets.json", None)
-        token, token_problem = self.token.load()
-        if secrets is None or token is None:
-            self.set_error("not_provisioned")
-            log.event("error", error="not_provisioned", detail=problem or token_problem)
-            return
-        await self._connect(secrets)
-        self.boot_utc = self.last_heartbeat = self.board.utc()
-        roots = tls.load_ca_dir("ca")
-        ctx = tls.context(roots)
-        self.cloud.prepare(secrets, roots)
-        roots = None
-        self.cert_expiry = _cert_expiry()
-        if self.health.safe:
-            log.event("safe_mode", crashes=self.health.crashes)
-            self.cloud.start(secrets)
-            return
-        api = https.Client(secrets.get("spotify_api_url", API_URL), ctx)
-        accounts = https.Client(secrets.get("spotify_accounts_url", ACCOUNTS_URL), ctx)
-        self.spotify = Spotify(
-            api,
-            accounts,
-            secrets["spotify_client_id"],
-            secrets.get("spotify_client_secret"),
-            token["refresh_token"],
-            lambda refresh_token: self.token.rotated(refresh_token, self.board.utc()),
-        )
-        self.player = Player(self.spotify)
-        # Token and speaker id now, so the motion path needs neither.
-        await self._spotify_call(self._warm_up)
-        self.cloud.start(secrets)
-        if self.cloud.link is None:
-            self.health.healthy()  # no shadow link to wait for
-
     def _idle(self):
         """No music session under way (a session stopped by an error is none)."""
         return self.job is None and self.session.state in (sess.IDLE, sess.ERROR)
-
-    async def _connect(self, secrets):
-        attempt = 0
-        while True:
-            try:
-                await self.board.connect_network(
-                    secrets.get("wifi_ssid"), secrets.get("wifi_password")
-                )
-                self.board.sync_clock()
-                self.clock_ok = True
-                return
-            except OSError as e:
-                attempt += 1
-                log.event("error", error="network", detail=str(e), attempt=attempt)
-                await asyncio.sleep_ms(min(60000, 1000 * attempt))
-
-    async def _warm_up(self, now):
-        await self.spotify.refresh(now)
-        wanted = self.config["spotify_device"]
-        if wanted and await self.player.resolve(now, wanted) is None:
-            log.event("warning", warning="device_asleep", device=wanted)
 
     # -- control task -------------------------------------------------------
 
@@ -202,6 +129,9 @@ class App:
         elif kind == "resume":
             log.event("resumed")
 
+    def token_rotated(self, refresh_token):
+        self.token.rotated(refresh_token, self.board.utc())
+
     def set_error(self, error):
         if error != self.error:
             self.error = error
@@ -212,7 +142,15 @@ class App:
     # -- worker task --------------------------------------------------------
 
     async def worker(self):
-        await self._boot()
+        import startup
+
+        link = await startup.run(self)
+        del startup
+        rare.drop("startup")
+        if link:
+            self.cloud.start(*link)
+            if self.cloud.link is None and not self.health.safe:
+                self.health.healthy()  # no shadow link to wait for
         log.start_clock(self.board.ticks_ms)
         log.event(
             "ready", version=VERSION, state=self.session.phase(), error=self.error,
@@ -234,13 +172,11 @@ class App:
                 await cloud.take_tls()
                 await self._run_job(job)
                 cloud.give_tls()
-            elif self.updater and self.updater.due(now) and self._idle():
-                await self.updater.prepare()
-                log.event("ota_reboot", version=self.updater.job[0]["version"])
-                self.board.reset()  # at an idle moment, into the download (ota.fetch)
+            elif self.ota_job and self._ota_due(now) and self._idle():
+                await self._start_update()
             elif self.spotify and self._should_refresh():
                 await cloud.take_tls()
-                await self._spotify_call(self.spotify.refresh)
+                await self.spotify_call(self.spotify.refresh)
                 cloud.give_tls()
             elif self.board.utc() - self.last_heartbeat >= HEARTBEAT_S:
                 self.last_heartbeat = self.board.utc()
@@ -250,23 +186,38 @@ class App:
 
     def answer_ota(self, desired):
         """desired.ota from the shadow -> the shadow update that answers it, or None."""
-        if self.updater is None:
-            from ota.updater import Updater
+        try:  # the import too: one that fails for want of memory must not stay half-loaded
+            from ota import updater
 
-            self.updater = Updater(VERSION, ota_state.load(), self.cloud.ota_changed,
-                                   self.cloud.flush)
-        answer = self.updater.answer(desired)
-        self._drop_idle_updater()
-        return answer
+            update, job, report = updater.answer(desired, VERSION, self.ota_job)
+        finally:
+            rare.drop("ota.updater", "core.otastate", "core.otadesired")
+        if job is not self.ota_job:
+            self.ota_job, self.ota_due = job, None
+        if report is not None:
+            self.ota_report = report
+            self.cloud.ota_changed(True)
+        return update
 
     def ota_section(self):
-        return self.updater.section() if self.updater else self.ota_report
+        return self.ota_report
 
-    def _drop_idle_updater(self):
-        if self.updater and self.updater.idle():
-            self.ota_report = self.updater.section()
-            self.updater = None
-            rare.drop("ota.updater", "core.otastate", "core.otadesired")
+    def _ota_due(self, now):
+        if self.ota_due is None:
+            self.ota_due = ticks_add(now, self.ota_job["wait_ms"])
+        return ticks_diff(now, self.ota_due) >= 0
+
+    async def _start_update(self):
+        """At an idle moment: report the download, ask for it, reset into it (ota.fetch)."""
+        job = self.ota_job
+        self.ota_report = job["downloading"]
+        self.cloud.ota_changed(False)
+        await self.cloud.flush()
+        from ota import updater
+
+        updater.start(job, VERSION)
+        log.event("ota_reboot", version=job["request"]["version"])
+        self.board.reset()
 
     def _should_refresh(self):
         return (
@@ -274,7 +225,7 @@ class App:
             and self.spotify.token_valid_for_ms(self.board.ticks_ms()) < REFRESH_AHEAD_MS
         )
 
-    async def _spotify_call(self, fn):
+    async def spotify_call(self, fn):
         """Run fn(now) outside a session; fatal errors stop further calls."""
         try:
             await fn(self.board.ticks_ms())
@@ -329,22 +280,12 @@ class App:
 
 def _zone(text):
     """The zone of a TZ string the schema has accepted; the parser is dropped."""
-    from core import tzparse
-
     try:
+        from core import tzparse
+
         return tzparse.parse(text)
     finally:
         rare.drop("core.tzparse")
-
-
-def _cert_expiry():
-    """(notAfter, path) of the certificate that expires first; its reader is dropped."""
-    import certs
-
-    try:
-        return certs.earliest_expiry(certs.files())
-    finally:
-        rare.drop("certs", "core.x509")
 
 
 def main(board, settings, boot=None):

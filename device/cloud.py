@@ -9,7 +9,6 @@ from micropython import const
 import log
 import rare
 from core import shadowdoc
-from net import tls
 from net.spotify import FATAL
 
 _MQTT_KEEPALIVE_S = const(300)
@@ -22,36 +21,21 @@ class Cloud:
         self.single_tls = single_tls
         self.acknowledger = shadowdoc.Acknowledger()
         self.link = None
-        self._ctx = None
 
-    def prepare(self, secrets, roots):
-        """The link's TLS context, made first thing in the boot: its 1.7 KB in one piece
-        are found before the Spotify warm-up has cut the heap into smaller holes."""
-        if not secrets.get("thing_name") or not secrets.get("iot_endpoint"):
-            return  # not provisioned for AWS IoT: Spotify only
-        try:
-            with open("iot/cert.der", "rb") as f:
-                cert = f.read()
-            with open("iot/key.der", "rb") as f:
-                key = f.read()
-        except OSError:
-            self.app.set_error("iot_not_provisioned")
-            return
-        self._ctx = tls.context(roots, cert, key)
-
-    def start(self, secrets):
-        app = self.app
-        if self._ctx is None:
+    def start(self, secrets, ctx):
+        """The shadow link, on a board provisioned for AWS IoT (ctx: its TLS context)."""
+        if ctx is None:
             return
         from net.mqtt import Client  # only boards with a shadow link pay for it
         from shadow import ShadowLink
 
+        app = self.app
         thing = secrets["thing_name"]
-        client = Client(secrets["iot_endpoint"], secrets.get("iot_port", 8883), thing,
-                        self._ctx, keepalive_s=_MQTT_KEEPALIVE_S, max_message=8192)
-        self.link = ShadowLink(client, thing, self._answer_desired, self._section,
+        client = Client(secrets["iot_endpoint"], secrets.get("iot_port", 8883), thing, ctx,
+                        keepalive_s=_MQTT_KEEPALIVE_S, max_message=8192)
+        self.link = ShadowLink(client, thing, self.answer_desired, self.section,
                                answer_ota=app.answer_ota, on_up=app.health.healthy,
-                               topics=(token_topic(thing),), on_message=self._token_pushed)
+                               topics=(token_topic(thing),), on_message=self.token_pushed)
         if self.single_tls and app.spotify:
             app.spotify.api.close()  # the warm-up's connection: the link takes the slot
         asyncio.create_task(self.link.run())
@@ -82,7 +66,7 @@ class Cloud:
                 "mqtt_connects": client.connects, "mqtt_subscribes": client.subscribes,
                 "mqtt_pubacks": client.pubacks}
 
-    def _section(self, name):
+    def section(self, name):
         app = self.app
         if name == "config":
             return app.config
@@ -115,7 +99,7 @@ class Cloud:
 
     # -- in -----------------------------------------------------------------
 
-    def _answer_desired(self, desired):
+    def answer_desired(self, desired):
         new, changed, state = self.acknowledger.answer(self.app.config, desired)
         rare.drop("core.config", "core.tzparse")  # the schema: loaded for this answer only
         errors = state["reported"]["config_errors"]
@@ -125,7 +109,7 @@ class Cloud:
             self.app.apply_config(new, changed)
         return state
 
-    def _token_pushed(self, topic, payload):
+    def token_pushed(self, topic, payload):
         """A refresh token from the host (spotty/<thing>/token). Never logged."""
         app = self.app
         token = app.token.pushed(payload, app.board.utc() if app.clock_ok else None)

@@ -99,7 +99,5 @@ def report(version, status, reason=None, previous=None):
 
 
 def _is_hex(text):
-    for char in text:
-        if char not in "0123456789abcdefABCDEF":
-            return False
-    return True
+    # Bytes, not characters: each character of a str taken alone is interned for good.
+    return all(b in b"0123456789abcdefABCDEF" for b in text.encode())

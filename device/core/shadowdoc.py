@@ -32,11 +32,12 @@ class Message:
             self._scanner.size += n
             return
         if not self._started:
-            start = bytes(buf[:n]).lstrip()[:1]
-            if start:
-                self._started = True
-                if start != b"{":
-                    self._problem = "not a JSON object"
+            for i in range(n):  # the first byte but blanks, read in place: no copies
+                if buf[i] not in b" \t\r\n":
+                    self._started = True
+                    if buf[i] != 0x7B:  # {
+                        self._problem = "not a JSON object"
+                    break
         try:
             self._scanner.feed(buf, n)
         except (ValueError, UnicodeError):

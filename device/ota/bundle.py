@@ -112,10 +112,7 @@ def check_path(path):
 def _is_sha256_hex(text):
     if not isinstance(text, str) or len(text) != 64:
         return False
-    for char in text:
-        if char not in "0123456789abcdef":
-            return False
-    return True
+    return all(b in b"0123456789abcdef" for b in text.encode())  # bytes: see otadesired
 
 
 class Stager:

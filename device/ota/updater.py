@@ -3,75 +3,43 @@
 # while nothing else takes heap. ota.boot swaps a staged bundle in at the boot after:
 #   downloading -> (reboot) applied | rolled_back, or refused (tried again later
 #   when the network failed, with "retry": n).
+# Nothing here stays loaded: the app calls answer() when desired.ota changes and
+# start() at the idle moment it resets, and drops this module (and core.otastate,
+# core.otadesired) after each. What it keeps in between is a job: a plain dict, since
+# an object of a class from here would keep this whole module alive (a function holds
+# its module's globals).
 import log
 from core import otadesired as od
 from core import otastate
-from core.ticks import ticks_add, ticks_diff
 from ota import state as ota_state
 
 
-class Updater:
-    def __init__(self, running, state, changed, flush):
-        """changed(clear_desired) marks reported.ota due (and deletes desired.ota);
-        await flush() returns once it has gone out (or gave up)."""
-        self.running = running
-        self.state = state  # ota/state.json
-        self.report = state.get("report")
-        self.job = None  # (request, key) to download when the session is idle
-        self.attempt = 0
-        self.wait_ms = 0
-        self.retry_at = None
-        self._changed = changed
-        self._flush = flush
-
-    # -- the shadow ---------------------------------------------------------
-
-    def answer(self, desired):
-        """desired.ota (any JSON) -> shadow update state, or None."""
-        busy = self.job[1] if self.job else None
-        action, detail = od.decide(desired, self.running, self.state.get("done"), busy)
-        if action == od.RUN:
-            self.job = detail
-            self.attempt, self.wait_ms = otastate.later(self.state, detail[1])
-            self.retry_at = None
-            log.event("ota_wanted", version=detail[0]["version"], attempt=self.attempt)
-        elif action == od.REFUSE:
-            self.job = None  # the request it replaced is no longer wanted either
-            version, reason = detail
-            self._refused(version, reason)
-            return {"desired": {"ota": None}}
-        elif action == od.CLEAR:
-            self.job = None
-            return {"desired": {"ota": None}}
-        return None
-
-    def section(self):
-        return self.report
-
-    def idle(self):
-        """Nothing to download: the app may drop the updater."""
-        return self.job is None
-
-    # -- the worker ---------------------------------------------------------
-
-    def due(self, now_ms):
-        if self.job is None:
-            return False
-        if self.retry_at is None:
-            self.retry_at = ticks_add(now_ms, self.wait_ms)
-        return ticks_diff(now_ms, self.retry_at) >= 0
-
-    async def prepare(self):
-        """Report the download and ask for it at the next boot: the caller resets."""
-        request, key = self.job
-        self.report = od.report(request["version"], "downloading", previous=self.running)
-        self._changed(False)
-        await self._flush()
-        ota_state.save(otastate.fetch(self.state, request, key, self.running, self.attempt))
-
-    def _refused(self, version, reason):
+def answer(desired, running, job):
+    """desired.ota (any JSON), the running version and the job under way (or None) ->
+    (shadow update state or None, the job now, the new reported.ota or None when it
+    stays as it is). A job is the download to ask for at the next idle moment:
+    {request, key, attempt, wait_ms, downloading: the reported.ota that announces it}."""
+    state = ota_state.load()
+    action, detail = od.decide(desired, running, state.get("done"), job["key"] if job else None)
+    if action == od.RUN:
+        request, key = detail
+        attempt, wait_ms = otastate.later(state, key)
+        log.event("ota_wanted", version=request["version"], attempt=attempt)
+        downloading = od.report(request["version"], "downloading", previous=running)
+        return None, {"request": request, "key": key, "attempt": attempt, "wait_ms": wait_ms,
+                      "downloading": downloading}, None
+    if action == od.REFUSE:  # the request it replaced is no longer wanted either
+        version, reason = detail
         log.event("ota_refused", version=version, reason=reason)
-        self.state = ota_state.save(otastate.refused(self.state, version, reason, None,
-                                                     self.running))
-        self.report = self.state["report"]
-        self._changed(True)
+        state = ota_state.save(otastate.refused(state, version, reason, None, running))
+        return {"desired": {"ota": None}}, None, state["report"]
+    if action == od.CLEAR:
+        return {"desired": {"ota": None}}, None, None
+    return None, job, None
+
+
+def start(job, running):
+    """Ask for the download at the next boot (the caller reports `downloading` first
+    and resets after)."""
+    ota_state.save(otastate.fetch(ota_state.load(), job["request"], job["key"], running,
+                                  job["attempt"]))

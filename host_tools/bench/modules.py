@@ -20,7 +20,8 @@ from ..common.imports import graph, load_order
 from ..sim.runner import install
 from ..sim.runtime import run_micropython
 
-BOOT_ROOTS = ("store", "rare", "board.sim", "app")  # main.py on the simulated board
+BOOT_ROOTS = ("store", "rare", "board.sim", "app", "startup")  # main.py on the simulated board
+DROPPED_AFTER_BOOT = ("startup",)  # what it imports stays
 LINK_ROOTS = ("net.mqtt", "shadow")  # what cloud.start imports on a board with a shadow link
 NOT_ON_THE_SIM = {"main", "board.esp32", ""}
 
@@ -43,7 +44,8 @@ def module_costs() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """([(module, bytes)] resident once booted with the link, [(module, bytes)] loaded on
     demand)."""
     edges = graph(DEVICE_DIR, top_level=True)
-    resident = load_order(edges, BOOT_ROOTS + LINK_ROOTS)
+    resident = [name for name in load_order(edges, BOOT_ROOTS + LINK_ROOTS)
+                if name not in DROPPED_AFTER_BOOT]
     rest = [name for name in load_order(edges, sorted(edges))
             if name not in resident and name not in NOT_ON_THE_SIM]
     with tempfile.TemporaryDirectory(prefix="spotty-modules-") as tmp:

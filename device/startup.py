@@ -1,0 +1,113 @@
+# The app's boot: the stored configuration, Wi-Fi and the clock, the TLS contexts,
+# the Spotify client and its warm-up, and the shadow link. It runs once, and the app
+# drops it afterwards (rare.drop): its code would otherwise take heap for good. It is
+# dropped before the shadow link's modules load, the largest step of the boot.
+import asyncio
+
+import log
+import rare
+import store
+from net import https, tls
+from net.spotify import Spotify
+from player import Player
+
+_API_URL = "https://api.spotify.com"
+_ACCOUNTS_URL = "https://accounts.spotify.com"
+
+
+def load_config():
+    """config.json through the schema: what is missing or refused takes its default."""
+    from core import config as schema
+
+    stored, problem = store.load_json("config.json", {})
+    if problem and problem != "missing":
+        log.event("error", error="config_" + problem.split(":")[0])
+    config, refused = schema.from_stored(stored)
+    del schema
+    rare.drop("core.config", "core.tzparse")
+    if refused:
+        log.event("config_refused", refused=refused)
+    return config
+
+
+async def run(app):
+    """-> (secrets, the shadow link's TLS context or None) for cloud.start, which runs
+    once this module is dropped; None when the board is not provisioned."""
+    secrets, problem = store.load_json("secrets.json", None)
+    token, token_problem = app.token.load()
+    if secrets is None or token is None:
+        app.set_error("not_provisioned")
+        log.event("error", error="not_provisioned", detail=problem or token_problem)
+        return None
+    await _connect(app, secrets)
+    app.boot_utc = app.last_heartbeat = app.board.utc()
+    roots = tls.load_ca_dir("ca")
+    ctx = tls.context(roots)
+    # The link's context first thing: its 1.7 KB in one piece are found before the
+    # Spotify warm-up has cut the heap into smaller holes.
+    link_ctx = _link_context(app, secrets, roots)
+    roots = None
+    app.cert_expiry = _cert_expiry()
+    if app.health.safe:
+        log.event("safe_mode", crashes=app.health.crashes)
+        return secrets, link_ctx
+    api = https.Client(secrets.get("spotify_api_url", _API_URL), ctx)
+    accounts = https.Client(secrets.get("spotify_accounts_url", _ACCOUNTS_URL), ctx)
+    app.spotify = Spotify(
+        api,
+        accounts,
+        secrets["spotify_client_id"],
+        secrets.get("spotify_client_secret"),
+        token["refresh_token"],
+        app.token_rotated,  # not a function from here: it would keep this module alive
+    )
+    app.player = Player(app.spotify)
+    # Token and speaker id now, so the motion path needs neither.
+    await app.spotify_call(lambda now: _warm_up(app, now))
+    return secrets, link_ctx
+
+
+async def _connect(app, secrets):
+    attempt = 0
+    while True:
+        try:
+            await app.board.connect_network(secrets.get("wifi_ssid"), secrets.get("wifi_password"))
+            app.board.sync_clock()
+            app.clock_ok = True
+            return
+        except OSError as e:
+            attempt += 1
+            log.event("error", error="network", detail=str(e), attempt=attempt)
+            await asyncio.sleep_ms(min(60000, 1000 * attempt))
+
+
+async def _warm_up(app, now):
+    await app.spotify.refresh(now)
+    wanted = app.config["spotify_device"]
+    if wanted and await app.player.resolve(now, wanted) is None:
+        log.event("warning", warning="device_asleep", device=wanted)
+
+
+def _cert_expiry():
+    """(notAfter, path) of the certificate that expires first; its reader is dropped."""
+    import certs
+
+    try:
+        return certs.earliest_expiry(certs.files())
+    finally:
+        rare.drop("certs", "core.x509")
+
+
+def _link_context(app, secrets, roots):
+    """The shadow link's TLS context, or None on a board not provisioned for AWS IoT."""
+    if not secrets.get("thing_name") or not secrets.get("iot_endpoint"):
+        return None  # Spotify only
+    try:
+        with open("iot/cert.der", "rb") as f:
+            cert = f.read()
+        with open("iot/key.der", "rb") as f:
+            key = f.read()
+    except OSError:
+        app.set_error("iot_not_provisioned")
+        return None
+    return tls.context(roots, cert, key)
