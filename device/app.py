@@ -213,10 +213,8 @@ class App:
         self.ota_report = job["downloading"]
         self.cloud.ota_changed(False)
         await self.cloud.flush()
-        from ota import updater
-
-        updater.start(job, VERSION)
-        log.event("ota_reboot", version=job["request"]["version"])
+        ota_state.ask_fetch(job["fetch"])
+        log.event("ota_reboot", version=job["fetch"]["request"]["version"])
         self.board.reset()
 
     def _should_refresh(self):

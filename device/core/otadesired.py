@@ -12,7 +12,7 @@ VERSION_MAX = const(32)
 URL_MAX = const(512)
 SIZE_MAX = const(4194304)  # a whole ESP32 flash; the stager refuses anything larger anyway
 KEYS = ("version", "url", "sha256", "size")
-_VERSION_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_"
+_VERSION_BYTES = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_"
 
 NOTHING = "nothing"  # no desired.ota
 CLEAR = "clear"  # asks for what already runs, or for a job already finished: delete it
@@ -37,17 +37,17 @@ def check(desired):
     version = desired.get("version")
     if not isinstance(version, str) or not 0 < len(version) <= VERSION_MAX:
         return None, "version: a string of 1..%d characters" % VERSION_MAX
-    for char in version:
-        if char not in _VERSION_CHARS:
-            return None, "version: only 0-9 A-Z a-z . + - _"
+    # Bytes, not characters, here and below: each character of a str taken alone is
+    # interned for good.
+    if not all(b in _VERSION_BYTES for b in version.encode()):
+        return None, "version: only 0-9 A-Z a-z . + - _"
     url = desired.get("url")
     if not isinstance(url, str) or not url.startswith("https://") or len(url) > URL_MAX:
         return None, "url: https://host/path of at most %d characters" % URL_MAX
     if not url[8:].split("/", 1)[0]:
         return None, "url: no host"
-    for char in url:
-        if not " " < char <= "~":
-            return None, "url: spaces or control characters"
+    if not all(32 < b <= 126 for b in url.encode()):
+        return None, "url: spaces or control characters"
     sha = desired.get("sha256")
     if not isinstance(sha, str) or len(sha) != 64 or not _is_hex(sha):
         return None, "sha256: 64 hex digits"
@@ -84,6 +84,15 @@ def decide(desired, running, done_key, busy_key):
     return RUN, (job, key)
 
 
+def later(state, key):
+    """(attempts so far, ms to wait) before the download of request `key`, from
+    ota/state.json's "later" (core.otastate.fetched writes it)."""
+    wait = state.get("later")
+    if isinstance(wait, dict) and wait.get("key") == key:
+        return wait.get("attempt", 0), wait.get("wait_ms", 0)
+    return 0, 0
+
+
 def is_transient(reason):
     return reason in TRANSIENT
 
@@ -99,5 +108,4 @@ def report(version, status, reason=None, previous=None):
 
 
 def _is_hex(text):
-    # Bytes, not characters: each character of a str taken alone is interned for good.
     return all(b in b"0123456789abcdefABCDEF" for b in text.encode())

@@ -47,12 +47,6 @@ def staged(state, running, version, key):
                  report=report(version, "staged", previous=running))
 
 
-def fetch(state, request, key, running, attempt):
-    """The app asks for a download in a boot of its own (ota.fetch)."""
-    return _with(state, fetch={"request": request, "key": key, "running": running,
-                               "attempt": attempt})
-
-
 def fetched(state, job, reason, wait_ms):
     """After the download of job (state["fetch"]): staged when reason is None, else to
     be tried again after wait_ms (a network failure, or someone walked in), else
@@ -70,14 +64,6 @@ def fetched(state, job, reason, wait_ms):
         return _with(state, report=retry,
                      later={"key": key, "attempt": attempt + 1, "wait_ms": wait_ms})
     return refused(state, version, reason, key, running)
-
-
-def later(state, key):
-    """(attempts so far, ms to wait) before the download of request `key`."""
-    wait = state.get("later")
-    if isinstance(wait, dict) and wait.get("key") == key:
-        return wait.get("attempt", 0), wait.get("wait_ms", 0)
-    return 0, 0
 
 
 def applied(state, version, previous, key):

@@ -25,9 +25,8 @@ def check(payload, current_issued_at, now_utc):
     token = message.get("refresh_token")
     if not isinstance(token, str) or not 0 < len(token) <= TOKEN_MAX:
         return None, "refresh_token: a string of 1..%d characters" % TOKEN_MAX
-    for char in token:
-        if not " " < char <= "~":
-            return None, "refresh_token: printable ASCII without spaces"
+    if not all(32 < b <= 126 for b in token.encode()):  # bytes: a str's characters are interned
+        return None, "refresh_token: printable ASCII without spaces"
     issued = message.get("issued_at")
     if type(issued) is not int or issued < EARLIEST:  # bool is an int on CPython
         return None, "issued_at: unix seconds"

@@ -33,7 +33,7 @@ MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 _MANIFEST_TEMP = "manifest.json.tmp"
 _PATH_MAX = const(96)
-_PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
+_PATH_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
 _VERSION_MAX = const(32)
 _CHUNK = const(1024)
 
@@ -99,9 +99,8 @@ def check_path(path):
     """A relative path that stays inside the staging directory."""
     if not isinstance(path, str) or not 0 < len(path) <= _PATH_MAX:
         raise OtaError("bad_path", "path")
-    for char in path:
-        if char not in _PATH_CHARS:
-            raise OtaError("bad_path", path)
+    if not all(b in _PATH_BYTES for b in path.encode()):  # bytes: see otadesired
+        raise OtaError("bad_path", path)
     for part in path.split("/"):
         if part in ("", ".", ".."):  # also refuses "/abs", "a//b" and "a/"
             raise OtaError("bad_path", path)

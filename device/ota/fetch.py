@@ -1,5 +1,5 @@
-# An update's download, in a boot of its own. The app asks for it (ota.updater writes
-# state["fetch"] and resets the board), and ota.boot runs this before the app is
+# An update's download, in a boot of its own. The app asks for it (state["fetch"],
+# written by ota.state.ask_fetch, then a reset), and ota.boot runs this before the app is
 # imported: the download, TLS and the verifier then share a heap that holds nothing
 # else. Beside the app and the shadow link they would not fit a stock ESP32.
 #

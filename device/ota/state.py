@@ -20,6 +20,13 @@ def save(state):
     return state
 
 
+def ask_fetch(fetch):
+    """Ask for a download in a boot of its own (ota.fetch reads this entry)."""
+    state = load()
+    state["fetch"] = fetch
+    save(state)
+
+
 def update(change, *args):
     """Apply core.otastate's function `change` (by name) to state.json; written only
     when it changes. A rare event: the caller may drop core.otastate afterwards."""

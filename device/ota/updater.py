@@ -4,13 +4,12 @@
 #   downloading -> (reboot) applied | rolled_back, or refused (tried again later
 #   when the network failed, with "retry": n).
 # Nothing here stays loaded: the app calls answer() when desired.ota changes and
-# start() at the idle moment it resets, and drops this module (and core.otastate,
-# core.otadesired) after each. What it keeps in between is a job: a plain dict, since
-# an object of a class from here would keep this whole module alive (a function holds
-# its module's globals).
+# drops this module (and core.otastate, core.otadesired) after each. What it keeps is
+# a job, plain data, since an object of a class from here would keep this whole module
+# alive (a function holds its module's globals); at an idle moment it reports the job's
+# `downloading` and hands its `fetch` to ota.state.ask_fetch, then resets.
 import log
 from core import otadesired as od
-from core import otastate
 from ota import state as ota_state
 
 
@@ -18,28 +17,25 @@ def answer(desired, running, job):
     """desired.ota (any JSON), the running version and the job under way (or None) ->
     (shadow update state or None, the job now, the new reported.ota or None when it
     stays as it is). A job is the download to ask for at the next idle moment:
-    {request, key, attempt, wait_ms, downloading: the reported.ota that announces it}."""
+    {fetch: {request, key, running, attempt} for ota.fetch, wait_ms: how long to wait
+    first, downloading: the reported.ota that announces it}."""
     state = ota_state.load()
-    action, detail = od.decide(desired, running, state.get("done"), job["key"] if job else None)
+    busy = job["fetch"]["key"] if job else None
+    action, detail = od.decide(desired, running, state.get("done"), busy)
     if action == od.RUN:
         request, key = detail
-        attempt, wait_ms = otastate.later(state, key)
+        attempt, wait_ms = od.later(state, key)
         log.event("ota_wanted", version=request["version"], attempt=attempt)
         downloading = od.report(request["version"], "downloading", previous=running)
-        return None, {"request": request, "key": key, "attempt": attempt, "wait_ms": wait_ms,
-                      "downloading": downloading}, None
+        fetch = {"request": request, "key": key, "running": running, "attempt": attempt}
+        return None, {"fetch": fetch, "wait_ms": wait_ms, "downloading": downloading}, None
     if action == od.REFUSE:  # the request it replaced is no longer wanted either
         version, reason = detail
         log.event("ota_refused", version=version, reason=reason)
+        from core import otastate  # only here: the answer to a good request stays smaller
+
         state = ota_state.save(otastate.refused(state, version, reason, None, running))
         return {"desired": {"ota": None}}, None, state["report"]
     if action == od.CLEAR:
         return {"desired": {"ota": None}}, None, None
     return None, job, None
-
-
-def start(job, running):
-    """Ask for the download at the next boot (the caller reports `downloading` first
-    and resets after)."""
-    ota_state.save(otastate.fetch(ota_state.load(), job["request"], job["key"], running,
-                                  job["attempt"]))
