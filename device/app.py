@@ -18,21 +18,25 @@ import log
 import rare
 import store
 from cloud import Cloud
+from core import backoff
 from core import session as sess
 from core.stats import Stats
 from core.ticks import ticks_add, ticks_diff
 from health import Health
-from net.spotify import FATAL, SpotifyError
+from net.spotify import FATAL, OWNER, SpotifyError
 from ota import state as ota_state
 from pir import Pir
 from refresh_token import RefreshToken
 
 VERSION = "0.1.0"
-LOOP_MS = const(20)
-REFRESH_AHEAD_MS = const(600000)  # renew the access token this long before expiry, while idle
-IDLE_POLL_MS = const(1000)
-MAX_CRASHES = const(5)
-HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
+_LOOP_MS = const(20)
+_REFRESH_AHEAD_MS = const(600000)  # renew the access token this long before expiry, while idle
+_REFRESH_RETRY_MS = const(2000)  # then, after a failed renewal, wait at least this
+_REFRESH_RETRY_CAP_MS = const(300000)  # and at most this
+_LONGEST_RETRY_MS = const(60000)  # a play or pause waits no longer than this for a retry
+_IDLE_POLL_MS = const(1000)
+_MAX_CRASHES = const(5)
+_HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
 
 
 class App:
@@ -52,6 +56,8 @@ class App:
         self.spotify = None
         self.player = None
         self.token = RefreshToken()
+        self.refresh_failures = 0
+        self.refresh_at = None  # ticks before which an idle refresh waits (after failures)
         self.config = startup.load_config()
         self.zone = _zone(self.config["tz"])
         saved_stats, _ = store.load_json("stats.json", None)
@@ -97,7 +103,7 @@ class App:
             board.feed_watchdog()
             board.set_led(self._led_mode())
             board.led_tick(now)
-            await asyncio.sleep_ms(LOOP_MS)
+            await asyncio.sleep_ms(_LOOP_MS)
 
     def _led_mode(self):
         if self.error or self.health.safe or self.session.state == sess.ERROR:
@@ -159,7 +165,7 @@ class App:
         self.board.ready()
         while True:
             try:
-                await asyncio.wait_for_ms(self.job_ready.wait(), IDLE_POLL_MS)
+                await asyncio.wait_for_ms(self.job_ready.wait(), _IDLE_POLL_MS)
             except asyncio.TimeoutError:
                 pass
             now = self.board.ticks_ms()
@@ -174,11 +180,11 @@ class App:
                 cloud.give_tls()
             elif self.ota_job and self._ota_due(now) and self._idle():
                 await self._start_update()
-            elif self.spotify and self._should_refresh():
+            elif self.spotify and self._should_refresh(now):
                 await cloud.take_tls()
-                await self.spotify_call(self.spotify.refresh)
+                self._refreshed(await self.spotify_call(self.spotify.refresh))
                 cloud.give_tls()
-            elif self.board.utc() - self.last_heartbeat >= HEARTBEAT_S:
+            elif self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
                 self.last_heartbeat = self.board.utc()
                 cloud.report("status")
 
@@ -217,23 +223,35 @@ class App:
         log.event("ota_reboot", version=job["fetch"]["request"]["version"])
         self.board.reset()
 
-    def _should_refresh(self):
+    def _should_refresh(self, now):
         return (
             self.session.state == sess.IDLE
-            and self.spotify.token_valid_for_ms(self.board.ticks_ms()) < REFRESH_AHEAD_MS
+            and self.spotify.token_valid_for_ms(now) < _REFRESH_AHEAD_MS
+            and (self.refresh_at is None or ticks_diff(now, self.refresh_at) >= 0)
+            and not self.spotify.banned_s()
         )
 
+    def _refreshed(self, ok):
+        """After an idle refresh: a failing token endpoint is tried again after a
+        growing wait, so that the shadow link has the TLS slot in between."""
+        self.refresh_failures = 0 if ok else self.refresh_failures + 1
+        self.refresh_at = None if ok else ticks_add(self.board.ticks_ms(), backoff.delay_ms(
+            self.refresh_failures, random.random(), _REFRESH_RETRY_MS, _REFRESH_RETRY_CAP_MS))
+
     async def spotify_call(self, fn):
-        """Run fn(now) outside a session; fatal errors stop further calls."""
+        """Run fn(now) outside a session; fatal errors stop further calls. True if it
+        went well."""
         try:
             await fn(self.board.ticks_ms())
             self.set_error(None)
+            return True
         except SpotifyError as e:
             if e.kind in FATAL:
                 self._handle(self.session.fail(e.kind))
             else:
                 self.set_error(e.kind)
                 log.event("error", error=e.kind, detail=e.detail)
+            return False
 
     async def _run_job(self, job):
         started = self.board.ticks_ms()
@@ -249,11 +267,11 @@ class App:
                 self._handle(self.session.done(job, sess.FATAL, now, error=e.kind))
             else:
                 self.set_error(e.kind)
-                self._handle(
-                    self.session.done(
-                        job, sess.RETRY, now, random.random(), e.retry_after_ms, e.kind
-                    )
-                )
+                # No retry within the visit when only the owner can help, or when
+                # Spotify asks for a wait longer than anyone stays.
+                stop = e.kind in OWNER or (e.retry_after_ms or 0) > _LONGEST_RETRY_MS
+                self._handle(self.session.done(job, sess.STOP if stop else sess.RETRY, now,
+                                               random.random(), e.retry_after_ms, e.kind))
             return
         now = self.board.ticks_ms()
         self.set_error(None)
@@ -300,6 +318,6 @@ def main(board, settings, boot=None):
             ota_state.crashed()  # across resets too: repeated crashes mean safe mode
             # Out of memory, a restart in place would start beside what the old App
             # still holds (tasks, the PIR handler): only a reset gives a clean heap.
-            if crashes >= MAX_CRASHES or isinstance(e, MemoryError):
+            if crashes >= _MAX_CRASHES or isinstance(e, MemoryError):
                 board.reset()
             asyncio.new_event_loop()

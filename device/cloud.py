@@ -95,6 +95,9 @@ class Cloud:
             "safe_mode": app.health.safe,
             "crashes": app.health.crashes,
             "token_refused": app.token.refused,  # why the last pushed token was not taken
+            # After a 429: no Spotify call of any kind before this (UTC seconds).
+            "rate_limited_until": (app.spotify.rate_limited_until
+                                   if app.spotify and app.spotify.banned_s() else None),
         }
 
     # -- in -----------------------------------------------------------------

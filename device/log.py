@@ -1,6 +1,9 @@
 # Firmware events: one JSON line each on the console (the simulator reads them).
 # Callers pass only non-secret fields; nothing here ever sees a token.
 import json
+import sys
+
+from core.ticks import ticks_diff
 
 _since = None
 _clock = None
@@ -16,7 +19,9 @@ def start_clock(ticks_fn):
 def event(name, **fields):
     fields["ev"] = name
     if _clock is not None:
-        from core.ticks import ticks_diff
-
         fields["t"] = ticks_diff(_clock(), _since)
-    print(json.dumps(fields))
+    try:
+        json.dump(fields, sys.stdout)  # in pieces: the line is never built whole
+    except MemoryError:
+        pass  # an event is not worth a crash: near a full heap it may be cut short
+    sys.stdout.write("\n")

@@ -1,5 +1,6 @@
 # Start and stop playback on the configured speaker: the Spotify calls of a
 # session, with the decisions delegated to core.playback.
+import rare
 from core import session
 from core.playback import pause_verdict, start_plan
 from net.spotify import DEVICE_ASLEEP, NO_DEVICE, REJECTED, SpotifyError
@@ -16,7 +17,12 @@ class Player:
 
     async def resolve(self, now, wanted):
         """Look the speaker up by name or id; None when Spotify does not list it."""
-        device = await self.spotify.find_device(now, wanted)
+        try:  # the import too: one that fails for want of memory must not stay half-loaded
+            from net import spotify_devices
+
+            device = await spotify_devices.find(self.spotify, now, wanted)
+        finally:
+            rare.drop("net.spotify_devices")
         self.device_id = device["id"] if device else None
         return device
 

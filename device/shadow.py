@@ -104,8 +104,8 @@ class ShadowLink:
         attempt = 0
         while True:
             await self._allowed.wait()
-            self._task = asyncio.create_task(self._session())
             try:
+                self._task = asyncio.create_task(self._session())
                 await self._task
                 failed = None
             except asyncio.CancelledError:
@@ -163,7 +163,7 @@ class ShadowLink:
             log.event("shadow_down")
         try:
             await self.client.disconnect()
-        except (MqttError, OSError):
+        except Exception:  # out of memory too: the link task must live on to reconnect
             self.client.close()
 
     async def _handle(self, topic, payload):

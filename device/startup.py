@@ -60,6 +60,7 @@ async def run(app):
         secrets.get("spotify_client_secret"),
         token["refresh_token"],
         app.token_rotated,  # not a function from here: it would keep this module alive
+        app.board.utc,
     )
     app.player = Player(app.spotify)
     # Token and speaker id now, so the motion path needs neither.

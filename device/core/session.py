@@ -23,6 +23,7 @@ PLAYED = "played"
 ADOPTED = "adopted"
 BUSY = "busy"
 RETRY = "retry"
+STOP = "stop"  # no more attempts for this visit (the next may try again)
 FATAL = "fatal"
 PAUSED = "paused"
 
@@ -84,6 +85,8 @@ class Session:
         self.in_flight = None
         if outcome == FATAL:
             return self.fail(error)
+        if outcome == STOP:
+            return self._give_up(action, now, error)
         if outcome == RETRY:
             limit = MAX_START_ATTEMPTS if action == "play" else MAX_PAUSE_ATTEMPTS
             if self.attempts >= limit:

@@ -153,7 +153,7 @@ class Client(Connection):
     async def _send(self, packet, payload=None):
         self._require_link()
         async with self._write_lock:
-            if isinstance(packet, list):  # publish_json's pieces
+            if not isinstance(packet, (bytes, bytearray)):  # publish_json's pieces
                 for piece in packet:
                     await self._write(piece)
             else:

@@ -20,7 +20,7 @@ SUBACK_FAILURE = const(0x80)
 SUBSCRIBE_MAX_TOPICS = const(8)  # AWS IoT takes at most 8 topics in one SUBSCRIBE
 MAX_REMAINING = const(268435455)  # four bytes of 7-bit groups
 _LEVEL_3_1_1 = const(4)
-_PIECE = const(240)  # bytes of a JSON packet per allocation: 15 heap blocks
+_PIECE = const(240)  # bytes of a JSON payload per piece: 15 heap blocks
 
 _CONNACK_REASONS = (
     "accepted",
@@ -163,44 +163,46 @@ def parse_puback(body):
     return read_u16(body)
 
 
-class _JsonSink(io.IOBase):
-    """Where json.dump writes: counts the bytes, or copies them on into `pieces`, each
-    _PIECE bytes long but the last."""
+class _JsonWindow(io.IOBase):
+    """Where json.dump writes: counts the bytes, and copies those from `start` on that
+    fit into buf, if any."""
 
-    def __init__(self, pieces=None):
-        self.pieces = pieces
+    def __init__(self, buf=None, start=0):
+        self.buf = buf
+        self.start = start
         self.at = 0
 
     def write(self, data):
         if isinstance(data, str):  # CPython's json writes text
             data = data.encode()
         n = len(data)
-        if self.pieces is None:
-            self.at += n
-            return n
-        view = memoryview(data)
-        done = 0
-        while done < n:
-            piece = self.pieces[self.at // _PIECE]
-            start = self.at % _PIECE
-            take = min(n - done, len(piece) - start)
-            piece[start:start + take] = view[done:done + take]
-            done += take
-            self.at += take
+        buf = self.buf
+        if buf is not None:
+            # The overlap of data's bytes [at, at + n) with the window [start, start + len).
+            first = max(self.at, self.start)
+            last = min(self.at + n, self.start + len(buf))
+            if first < last:
+                buf[first - self.start:last - self.start] = \
+                    memoryview(data)[first - self.at:last - self.at]
+        self.at += n
         return n
 
 
 def publish_json(topic, document, qos=0, retain=False, packet_id=0):
-    """(a PUBLISH packet carrying document as JSON, as a list of pieces to send in turn,
-    and its payload size). A shadow update of a KB or more then needs no free block of its
-    size, only a few small ones: near a full heap, that is what decides. No text, bytes
-    or packet copies either: json.dump writes straight into the pieces."""
-    size = _JsonSink()
-    json.dump(document, size)
-    head = publish_head(topic, size.at, qos, retain, packet_id)
-    total = len(head) + size.at
-    pieces = [bytearray(min(_PIECE, total - at)) for at in range(0, total, _PIECE)]
-    sink = _JsonSink(pieces)
-    sink.write(head)
-    json.dump(document, sink)
-    return pieces, size.at
+    """(the pieces of a PUBLISH packet carrying document as JSON, its payload size).
+    The pieces come from a generator: the head, then the payload _PIECE bytes at a time,
+    each rendered into one buffer by running json.dump again. A several-KB shadow update
+    then needs a few hundred bytes of heap, not a copy of its size: near a full heap,
+    that is what decides. The document must not change until the last piece is sent."""
+    count = _JsonWindow()
+    json.dump(document, count)
+    size = count.at
+    return _pieces(publish_head(topic, size, qos, retain, packet_id), document, size), size
+
+
+def _pieces(head, document, size):
+    yield head
+    buf = bytearray(min(_PIECE, size))
+    for start in range(0, size, _PIECE):
+        json.dump(document, _JsonWindow(buf, start))
+        yield memoryview(buf)[:min(_PIECE, size - start)]

@@ -1,12 +1,11 @@
-# Spotify Web API client: token refresh and the player endpoints we use.
-# Errors become SpotifyError with a kind the app can act on (DESIGN.md §6).
+# Spotify Web API client: the player endpoints we use, and the access token (renewed by
+# net.spotify_token). Errors become SpotifyError with a kind the app can act on (DESIGN.md §6).
 import json
-from binascii import b2a_base64
 
 from micropython import const
 
+import rare
 from core.jsonscan import Scanner
-from core.playback import addressable
 from core.ticks import ticks_add, ticks_diff
 from net.https import HttpError
 
@@ -18,17 +17,20 @@ PREMIUM = "premium_required"
 REAUTH = "needs_reauth"
 REJECTED = "rejected"
 UNAUTHORIZED = "unauthorized"
+UNAVAILABLE = "device_unavailable"  # 202 Accepted: the command did not run
+NOT_REGISTERED = "user_not_registered"  # not on the app's allow-list (development mode)
+OWNER_PREMIUM = "owner_premium_required"  # the app owner's Premium has lapsed
 FATAL = (PREMIUM, REAUTH)  # retrying cannot help: the owner must act
+OWNER = (NOT_REGISTERED, OWNER_PREMIUM)  # the same, but the owner's fix shows only in a try
 
 _DEFAULT_RETRY_AFTER_S = const(5)
-_MAX_RETRY_AFTER_S = const(3600)
+_MAX_RETRY_AFTER_S = const(86400)  # Retry-After of a day has been seen
+_ACCEPTED_RETRY_MS = const(5000)  # what Spotify advises after a 202
 _EXPIRY_SAFETY_MS = const(30000)
 _STREAMED_MAX = const(65536)  # a streamed body costs no memory, only time
 
 # What the device reads of GET /me/player (core.playback) and of each listed device.
 PLAYER_FIELDS = ("is_playing", "device.id", "device.name", "context.uri")
-_DEVICES = "devices.[]"
-_DEVICE_FIELDS = ("devices.[].id", "devices.[].name", "devices.[].is_restricted")
 
 
 class SpotifyError(Exception):
@@ -39,7 +41,7 @@ class SpotifyError(Exception):
         self.retry_after_ms = retry_after_ms
 
 
-def _quote(text):
+def quote(text):
     # Bytes, not characters: chr() and a str's single characters are interned for good,
     # which would make every character of a refresh token a permanent name.
     out = bytearray()
@@ -51,15 +53,15 @@ def _quote(text):
     return out.decode()
 
 
-def _retry_after_ms(headers):
+def _retry_after_s(headers):
     try:
         seconds = int(headers.get("retry-after", ""))
     except ValueError:
         seconds = _DEFAULT_RETRY_AFTER_S
-    return max(1, min(seconds, _MAX_RETRY_AFTER_S)) * 1000
+    return max(1, min(seconds, _MAX_RETRY_AFTER_S))
 
 
-def _error_reason(response):
+def error_reason(response):
     try:
         err = response.json().get("error")
     except Exception:
@@ -71,25 +73,33 @@ def _error_reason(response):
 
 def _raise_for(response):
     status = response.status
+    if status == 202:
+        raise SpotifyError(UNAVAILABLE, "202", _ACCEPTED_RETRY_MS)
     if status < 300:
-        return
-    reason, message = _error_reason(response)
-    if status == 429:
-        raise SpotifyError(RATE_LIMITED, "429", _retry_after_ms(response.headers))
+        return  # a body is never read: play and pause answer 200 with a non-JSON one
+    reason, message = error_reason(response)
     if status >= 500:
         raise SpotifyError(SERVER, str(status))
     if status == 401:
         raise SpotifyError(UNAUTHORIZED, message)
-    if status == 403 and reason == "PREMIUM_REQUIRED":
-        raise SpotifyError(PREMIUM, message)
+    if status == 403:
+        if reason == "PREMIUM_REQUIRED":
+            raise SpotifyError(PREMIUM, message)
+        if not reason:  # a plain-text body, which error_reason cannot read
+            text = bytes(response.body[:120]).lower()
+            if b"not registered" in text:
+                raise SpotifyError(NOT_REGISTERED, "403")
+            if b"premium" in text:
+                raise SpotifyError(OWNER_PREMIUM, "403")
     if status == 404:
         raise SpotifyError(NO_DEVICE, reason or message)
     raise SpotifyError(REJECTED, "%d %s" % (status, reason or message))
 
 
 class Spotify:
-    def __init__(self, api, accounts, client_id, client_secret, refresh_token, on_rotate):
-        """on_rotate(new_refresh_token) must store it atomically before returning."""
+    def __init__(self, api, accounts, client_id, client_secret, refresh_token, on_rotate, utc):
+        """on_rotate(new_refresh_token) must store it atomically before returning;
+        utc() is the wall clock, in seconds."""
         self.api = api
         self.accounts = accounts
         self._client_id = client_id
@@ -98,8 +108,32 @@ class Spotify:
         self._on_rotate = on_rotate
         self._access_token = None
         self._expires_at = 0
+        self._utc = utc
         self.calls = 0  # requests made to the Web API (not the token endpoint)
-        self.refreshes = 0
+        # A 429 binds the device, not the request: no call of any kind until then (UTC).
+        self.rate_limited_until = None
+
+    def banned_s(self):
+        """Seconds the device must still wait after a 429 (0: none)."""
+        if self.rate_limited_until is None:
+            return 0
+        left = self.rate_limited_until - self._utc()
+        if left <= 0:
+            self.rate_limited_until = None
+            return 0
+        return left
+
+    def _check(self, response):
+        if response.status == 429:
+            seconds = _retry_after_s(response.headers)
+            self.rate_limited_until = self._utc() + seconds
+            raise SpotifyError(RATE_LIMITED, "429", seconds * 1000)
+        _raise_for(response)
+
+    def _wait_for_ban(self):
+        left = self.banned_s()
+        if left:
+            raise SpotifyError(RATE_LIMITED, "until %d" % self.rate_limited_until, left * 1000)
 
     def set_refresh_token(self, token):
         self._refresh_token = token
@@ -111,39 +145,24 @@ class Spotify:
         return ticks_diff(self._expires_at, now_ms)
 
     async def refresh(self, now_ms):
-        body = "grant_type=refresh_token&refresh_token=" + _quote(self._refresh_token)
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self._client_secret:
-            pair = (self._client_id + ":" + self._client_secret).encode()
-            headers["Authorization"] = "Basic " + b2a_base64(pair).decode().strip()
-        else:
-            body += "&client_id=" + _quote(self._client_id)
-        try:
-            response = await self.accounts.request("POST", "/api/token", headers, body.encode())
-        except HttpError as e:
-            raise SpotifyError(SERVER, "token: " + e.kind)
+        self._wait_for_ban()
+        try:  # the import too: one that fails for want of memory must not stay half-loaded
+            from net import spotify_token
+
+            token, lifetime_ms, rotated = await spotify_token.renew(
+                self.accounts, self._client_id, self._client_secret, self._refresh_token,
+                self._check)
         finally:
-            self.accounts.close()  # rare call: don't hold a second TLS connection
-        self.refreshes += 1
-        if response.status == 400:
-            reason, _ = _error_reason(response)
-            raise SpotifyError(REAUTH, reason or "token refused")
-        _raise_for(response)
-        try:
-            data = response.json()
-            token = data["access_token"]
-            lifetime_ms = int(data.get("expires_in", 3600)) * 1000
-        except (HttpError, KeyError, ValueError, TypeError, AttributeError):
-            raise SpotifyError(SERVER, "token: malformed answer")
-        rotated = data.get("refresh_token")
+            rare.drop("net.spotify_token")
         if rotated and rotated != self._refresh_token:
             self._on_rotate(rotated)
             self._refresh_token = rotated
         self._access_token = token
         self._expires_at = ticks_add(now_ms, max(0, lifetime_ms - _EXPIRY_SAFETY_MS))
 
-    async def _call(self, method, target, now_ms, payload=None, scanner=None):
+    async def call(self, method, target, now_ms, payload=None, scanner=None):
         """scanner: a 2xx answer's body streams through it instead of being kept."""
+        self._wait_for_ban()
         if self.token_valid_for_ms(now_ms) <= 0:
             await self.refresh(now_ms)
         body = json.dumps(payload).encode() if payload is not None else None
@@ -162,54 +181,43 @@ class Spotify:
             if response.status == 401 and attempt == 1:
                 await self.refresh(now_ms)  # expired or revoked early: refresh once, retry once
                 continue
-            _raise_for(response)
+            self._check(response)
             return response
 
     @staticmethod
     def _device_query(device_id):
-        return "?device_id=" + _quote(device_id) if device_id else ""
+        return "?device_id=" + quote(device_id) if device_id else ""
 
     async def player(self, now_ms):
         """The PLAYER_FIELDS of the playback state, or None when nothing plays anywhere."""
         scanner = Scanner(PLAYER_FIELDS)
-        response = await self._call("GET", "/v1/me/player?market=from_token", now_ms,
+        response = await self.call("GET", "/v1/me/player?market=from_token", now_ms,
                                     scanner=scanner)
-        return self._scanned(response, scanner)
-
-    async def find_device(self, now_ms, wanted):
-        """The configured speaker ({"id", "name", ...}) if Spotify lists it and it can be
-        addressed, else None."""
-        matches = []
-        scanner = Scanner(_DEVICE_FIELDS, _DEVICES,
-                          lambda device: addressable(device, wanted) and matches.append(device))
-        response = await self._call("GET", "/v1/me/player/devices", now_ms, scanner=scanner)
-        if self._scanned(response, scanner) is None:
-            raise SpotifyError(SERVER, "devices: no answer")
-        return matches[0] if matches else None
+        return scanned(response, scanner)
 
     async def play(self, now_ms, device_id, context_uri=None):
         payload = {"context_uri": context_uri} if context_uri else None
         target = "/v1/me/player/play" + self._device_query(device_id)
-        await self._call("PUT", target, now_ms, payload)
+        await self.call("PUT", target, now_ms, payload)
 
     async def transfer(self, now_ms, device_id):
-        await self._call("PUT", "/v1/me/player", now_ms, {"device_ids": [device_id], "play": True})
+        await self.call("PUT", "/v1/me/player", now_ms, {"device_ids": [device_id], "play": True})
 
     async def pause(self, now_ms, device_id):
-        await self._call("PUT", "/v1/me/player/pause" + self._device_query(device_id), now_ms)
+        await self.call("PUT", "/v1/me/player/pause" + self._device_query(device_id), now_ms)
 
     async def set_volume(self, now_ms, device_id, percent):
         query = "?volume_percent=%d" % percent
         if device_id:
-            query += "&device_id=" + _quote(device_id)
-        await self._call("PUT", "/v1/me/player/volume" + query, now_ms)
+            query += "&device_id=" + quote(device_id)
+        await self.call("PUT", "/v1/me/player/volume" + query, now_ms)
 
-    @staticmethod
-    def _scanned(response, scanner):
-        """What the scanner found, or None for an answer without a body."""
-        if response.status == 204 or not scanner.size:
-            return None
-        try:
-            return scanner.close()
-        except ValueError as e:
-            raise SpotifyError(SERVER, "malformed answer: " + str(e))
+
+def scanned(response, scanner):
+    """What the scanner found, or None for an answer without a body."""
+    if response.status == 204 or not scanner.size:
+        return None
+    try:
+        return scanner.close()
+    except ValueError as e:
+        raise SpotifyError(SERVER, "malformed answer: " + str(e))

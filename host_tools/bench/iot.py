@@ -19,7 +19,7 @@ from .workload import scenario  # the same visits as the Spotify figures
 SESSIONS = 8
 VISITS_PER_DAY = 30  # the reference load
 DAYS_PER_MONTH = 30
-HEARTBEATS_PER_DAY = 4  # app.HEARTBEAT_S is 6 h
+HEARTBEATS_PER_DAY = 4  # app._HEARTBEAT_S is 6 h
 # AWS IoT Core list prices, us-east-1 (aws.amazon.com/iot-core/pricing, checked 2026-11).
 PRICE_CONNECT_MINUTE = 0.08 / 1e6
 # Per message of up to 5 KB: CONNECT, SUBSCRIBE, PUBLISH both ways, and a PUBACK the

@@ -36,7 +36,15 @@ ERRORS = {
                         "`spotty provision {thing} ...`"),
     "iot_not_provisioned": ("error", "The board has no AWS IoT certificate: run "
                             "`spotty provision {thing} ...` again"),
-    "rate_limited": ("warn", "Spotify asked it to slow down; it retries by itself"),
+    "rate_limited": ("warn", "Spotify asked it to wait{until}: it makes no call before then"),
+    "device_unavailable": ("warn", "Spotify said the speaker {speaker} was temporarily "
+                           "unavailable; it tries again by itself"),
+    "user_not_registered": ("error", "Spotify refuses this user: the Spotify app is in "
+                            "development mode and the user is not on its allow-list. Add them "
+                            "in the Spotify Developer Dashboard (User Management); the next "
+                            "visit tries again"),
+    "owner_premium_required": ("error", "Spotify refuses the Spotify app: its owner's Premium "
+                               "subscription has lapsed. Renew it; the next visit tries again"),
     "server_error": ("warn", "Spotify's servers answered with an error; it retries by itself"),
     "no_active_device": ("warn", "Spotify had no active speaker; it retries by itself"),
     "network": ("warn", "It cannot reach Spotify: check the Wi-Fi; it retries by itself"),
@@ -151,7 +159,11 @@ def _problems(thing: str, status: dict, config: dict) -> list[Note]:
     if error:
         tone, text = ERRORS.get(error, ("warn", "Error: %s" % error))
         speaker = config.get("spotify_device") or "(none set)"
-        notes.append(Note(tone, text.format(thing=thing, speaker=words.quoted(speaker))))
+        until = status.get("rate_limited_until")
+        until = (" until " + words.local_time(until, words.zone(config.get("tz")))
+                 if isinstance(until, int) else "")
+        notes.append(Note(tone, text.format(thing=thing, speaker=words.quoted(speaker),
+                                            until=until)))
     if status.get("token_refused"):
         notes.append(Note("warn", "A Spotify login sent to it was refused: %s" %
                           status["token_refused"]))

@@ -25,7 +25,7 @@ from .mock_accounts import MockAccounts
 from .mock_http import MockServer, Reply, Request, api_error
 from .mock_web_api import MockWebApi, unauthorized
 
-FAULT_KINDS = ("status", "slow", "drop", "garbage", "oversized", "bad_json", "truncated")
+FAULT_KINDS = ("status", "slow", "drop", "garbage", "oversized", "bad_json", "truncated", "body")
 OVERSIZED_BYTES = 1 << 20
 
 
@@ -40,9 +40,14 @@ _FAULT_MESSAGES = {
 def _status_fault(rule: dict) -> Reply:
     status = rule["status"]
     reason = rule.get("reason")
-    if "body" in rule:
+    if status == 202 and "body" not in rule:
+        # "Accepted": the device was not available and the command did not run.
+        reply = Reply(202, b"")
+    elif "body" in rule:
         body = rule["body"]
         reply = Reply(status, body.encode() if isinstance(body, str) else body)
+        if "content_type" in rule:  # e.g. the plain text of some 403s
+            reply.content_type = rule["content_type"]
     elif status == 401:
         reply = unauthorized("The access token expired")
     elif status == 403 and reason == "PREMIUM_REQUIRED":
@@ -205,6 +210,8 @@ class MockSpotify:
             raise ValueError("kind must be one of %s: %r" % (", ".join(FAULT_KINDS), rule))
         if rule["kind"] == "status" and not isinstance(rule.get("status"), int):
             raise ValueError("a status fault needs an int status: %r" % rule)
+        if rule["kind"] == "body" and not isinstance(rule.get("body"), str):
+            raise ValueError("a body fault needs the body as text: %r" % rule)
         times = rule.get("times", 1)
         if not isinstance(times, int) or times < 1:
             raise ValueError("times must be a positive int: %r" % rule)
@@ -266,10 +273,15 @@ class MockSpotify:
         if kind == "truncated":  # a faulted request changes nothing: answer from a snapshot
             return Reply(200, {"devices": self.devices()}, truncate=True)
         try:
-            return self._respond(request)
+            reply = self._respond(request)
         except Exception:
             traceback.print_exc()  # a bug in the mock: say so loudly, answer like Spotify would
             return api_error(500, "Server error.")
+        if kind == "body" and reply.status < 300:
+            # The command runs, and the answer carries what Spotify has sent since 2024
+            # for play and pause: 200 and a body that is not JSON, under a JSON type.
+            reply = Reply(rule.get("status", 200), rule["body"].encode())
+        return reply
 
     def _respond(self, request: Request) -> Reply:
         with self._lock:

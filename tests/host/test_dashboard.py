@@ -124,6 +124,13 @@ def test_an_error_card_says_what_to_do(store, clock, client):
     assert card.startswith("error ") and "stopped until you act" in card and "expired" in card
 
 
+def test_a_rate_limited_card_says_until_when_in_local_time(store, clock, client):
+    report(store, clock, "bath-429", status=dict(STATUS, error="rate_limited",
+                                                  rate_limited_until=NOW + 86400))
+    card = card_of(client.get("/").text, "bath-429")
+    assert "Spotify asked it to wait until 2026-12-01 01:53 (UTC+1)" in card, card
+
+
 def test_an_updating_card(store, clock, client):
     report(store, clock, "bath-ota", ota={"version": "0.2.0", "status": "downloading",
                                           "previous": "0.1.0"})
