@@ -131,9 +131,11 @@ def test_overview_device_page_and_a_setting_that_reaches_the_device(
     browser.open(dashboard + "/thing/" + THING)
     shown = browser.wait_for_text("sessions")
     for words in ("Settings", "Speaker", "Pause after (s)", "Save", "Sessions by hour of day",
-                  "Sessions by day, the last 14 days", "Raw shadow"):
+                  "Sessions and play time by day, the last 14 days", "Raw shadow"):
         assert words in shown, (words, shown)
     assert browser.evaluate("document.querySelectorAll('#graphs svg').length") == 2
+    day_graph = browser.evaluate("document.querySelectorAll('#graphs svg')[1].textContent")
+    assert "sessions" in day_graph and "play time (s)" in day_graph  # short visits: seconds
     assert browser.evaluate("document.getElementById('f-timeout_s').value") == "1"
 
     # A change in the form: checked, sent, and reported back by the running firmware.
