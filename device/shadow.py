@@ -245,5 +245,6 @@ class ShadowLink:
         self.bytes_in += len(payload)
 
     def _next_token(self):
+        # AWS refuses a clientToken over 64 bytes; a thing name may have 128.
         self._token += 1
-        return "%s-%d" % (self.thing, self._token)
+        return "%s-%d" % (self.thing[:48], self._token)
