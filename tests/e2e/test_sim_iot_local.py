@@ -75,3 +75,19 @@ def test_an_endpoint_of_another_iot_local_is_refused(capsys, iot_local, tmp_path
                        "--endpoint-url", "http://127.0.0.1:1", "--state-dir",
                        iot_local.state_dir)
     assert code == 2 and "serves %s, not http://127.0.0.1:1" % iot_local.endpoint_url in err
+
+
+def test_a_thing_named_with_128_characters_runs_against_the_running_stand_in(
+        capsys, iot_local, tmp_path):
+    """Its name does not fit a certificate's CN: the running stand-in attaches the
+    certificate to the thing (AttachThingPrincipal), and --json ends with the shadow."""
+    thing = ("kitchen:" + "a-long_name-" * 11)[:128]
+    code, out, err = run(capsys, "sim", visit(tmp_path, "2026-11-22T08:00:00Z"), "--thing",
+                         thing, "--endpoint-url", iot_local.endpoint_url, "--state-dir",
+                         iot_local.state_dir, "--json")
+    assert code == 0, err
+    last = json.loads(out.splitlines()[-1])
+    assert last["ev"] == "shadow"
+    assert last["document"] == ShadowClient(thing, iot_local.endpoint_url).get()
+    assert last["document"]["state"]["reported"]["stats"]["sessions"] == 1
+    assert not [line for line in out.splitlines() if '"shadow_link"' in line]
