@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -119,6 +120,7 @@ class Broker:
         self._write_config()
         self._proc: subprocess.Popen | None = None
         self._frozen = False
+        self._attaching = threading.Lock()  # the HTTP API serves requests in threads
 
     def _load_or_create_ca(self) -> pki.CertificateAuthority:
         """A kept state_dir keeps its CA, so devices issued earlier still get in."""
@@ -141,6 +143,10 @@ class Broker:
         reloads its ACL before this returns)."""
         if not (IDENTITY.fullmatch(identity) and THING_NAME.fullmatch(thing)):
             raise ValueError("cannot attach %r to %r" % (identity, thing))
+        with self._attaching:
+            self._attach(identity, thing)
+
+    def _attach(self, identity: str, thing: str) -> None:
         attached = self.attachments()
         if attached.get(identity) == thing:
             return
