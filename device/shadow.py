@@ -61,6 +61,7 @@ class ShadowLink:
         self._desired_due = {}  # desired keys to set (None deletes) with the next update
         self._want_get = False
         self._version = None  # of the last desired state applied
+        self._got = None  # version of the last get answer acted on in this session
         self._token = 0
         self.up = False
         self.sent = 0
@@ -142,6 +143,7 @@ class ShadowLink:
                                        + [(topic, 1) for topic in self._topics])
             self._subscribed = True
         self.up = True
+        self._got = None
         log.event("shadow_up", subscribed=subscribe)
         if self._on_up:
             self._on_up()
@@ -188,6 +190,9 @@ class ShadowLink:
         version = shadowdoc.version(doc)
         ota = None
         if suffix == "get/accepted":
+            if version is not None and version == self._got:
+                return  # a second answer to one version: the get after a delta crossed one
+            self._got = version
             # The whole document: act only when desired and reported differ.
             pending = doc.get("state.delta") is not None
             desired = shadowdoc.wanted(doc, "get") if pending else None
@@ -245,5 +250,6 @@ class ShadowLink:
         self.bytes_in += len(payload)
 
     def _next_token(self):
+        # AWS refuses a clientToken over 64 bytes; a thing name may have 128.
         self._token += 1
-        return "%s-%d" % (self.thing, self._token)
+        return "%s-%d" % (self.thing[:48], self._token)

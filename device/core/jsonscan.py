@@ -6,7 +6,8 @@
 # array ("devices.[].name"); a wanted object or array is kept whole. Subtrees
 # that hold no wanted field are skipped without looking at their keys. Strings
 # are skipped with find(), so a long body costs a few Python steps per
-# structural character, not per byte.
+# structural character, not per byte. A wanted value over its bound refuses the
+# document, unless too_long is set: then that value is kept in its place.
 import json
 
 from micropython import const
@@ -31,6 +32,8 @@ _LITERAL_END = b" \t\r\n,}]"
 
 
 class Scanner:
+    too_long = None
+
     def __init__(self, fields, item=None, on_item=None):
         """fields: paths to keep in .found. item: a path ending in "[]"; when one of
         its elements (an object) ends, on_item(record) gets the fields found inside
@@ -152,8 +155,9 @@ class Scanner:
             self._ignore -= 1
             if self._subtree is not None and self._ignore == self._subtree_depth:
                 self._keep_subtree(data, at + 1)
-                self.found[self._path] = json.loads(self._subtree)
-                self._subtree = None
+                if self._subtree is not None:
+                    self.found[self._path] = json.loads(self._subtree)
+                    self._subtree = None
         else:
             path = self._paths.pop()
             if is_object and path == self._item:
@@ -163,7 +167,9 @@ class Scanner:
 
     def _keep_subtree(self, data, end):
         if len(self._subtree) + end - self._subtree_from > _SUBTREE_MAX:
-            raise ValueError("value of %s too long" % self._path)
+            self._subtree = None  # the rest of it is skipped
+            self._too_long()
+            return
         self._subtree.extend(data[self._subtree_from:end])
         self._subtree_from = end
 
@@ -237,10 +243,15 @@ class Scanner:
             return
         if len(token) + end - start > (_KEY_MAX if self._key else _VALUE_MAX):
             if not self._key:
-                raise ValueError("value of %s too long" % self._path)
+                self._too_long()
             self._token = None  # a key this long names nothing we want
             return
         token.extend(data[start:end])
+
+    def _too_long(self):
+        if self.too_long is None or self._in == _LITERAL:
+            raise ValueError("value of %s too long" % self._path)
+        self.found[self._path] = self.too_long
 
     def _got_key(self, raw):
         self._expect = _COLON

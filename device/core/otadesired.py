@@ -8,6 +8,8 @@ import hashlib
 
 from micropython import const
 
+from core.shadowdoc import TOO_BIG
+
 VERSION_MAX = const(32)
 URL_MAX = const(512)
 SIZE_MAX = const(4194304)  # a whole ESP32 flash; the stager refuses anything larger anyway
@@ -30,7 +32,7 @@ TRANSIENT = ("timeout", "closed", "stale", "dns", "truncated", "server_error", "
 def check(desired):
     """(job, None) with the four keys normalised, or (None, reason)."""
     if not isinstance(desired, dict):
-        return None, "must be an object"
+        return None, desired if desired is TOO_BIG else "must be an object"
     for name in desired:
         if name not in KEYS:
             return None, "unknown key: %s" % name[:32]

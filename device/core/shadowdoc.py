@@ -9,6 +9,9 @@ from core.jsonscan import Scanner
 
 # What the device reads of an incoming shadow message: metadata and reported
 # state (most of a get/accepted document) are skipped, never built.
+# A wanted section over the scanner's bounds (4 KB) reads as this; the device
+# refuses it as a whole and deletes it from desired, so the shadow is not stuck.
+TOO_BIG = "too big for the device"
 _FIELDS = ("version", "code", "message", "state.delta", "state.desired.config",
            "state.desired.ota", "state.config", "state.ota")
 
@@ -20,6 +23,7 @@ class Message:
 
     def __init__(self):
         self._scanner = Scanner(_FIELDS)
+        self._scanner.too_long = TOO_BIG
         self._started = False
         self._problem = None
 
@@ -87,7 +91,7 @@ class Acknowledger:
         """(new_config, changed, update_state) for a desired config (any JSON value)."""
         if not isinstance(desired, dict):
             new, changed = current, {}
-            errors = {"config": "must be an object"}
+            errors = {"config": desired if desired is TOO_BIG else "must be an object"}
             fix = None  # delete desired.config as a whole
         else:
             from core import config as schema  # rare: the caller may drop it afterwards

@@ -25,12 +25,14 @@ class Stats:
         hours = saved.get("by_hour")
         ok = isinstance(hours, list) and len(hours) == 24
         self.by_hour = [_count(h) for h in hours] if ok else [0] * 24
-        self.by_day = {}
+        self.by_day = []
         days = saved.get("by_day")
-        for pair in days if isinstance(days, list) else ():
-            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str):
-                self.by_day[pair[0]] = _count(pair[1])
-        self._trim()
+        for day in days if isinstance(days, list) else ():
+            # [day, sessions] from firmware before play time by day was kept
+            if isinstance(day, list) and 2 <= len(day) <= 3 and isinstance(day[0], str):
+                self.by_day.append([day[0], _count(day[1]), _count(day[2]) if len(day) > 2 else 0])
+        self.by_day.sort()
+        del self.by_day[:-DAYS]
 
     def motion(self, utc):
         self.motions += 1
@@ -42,13 +44,17 @@ class Stats:
         self.sessions += 1
         self.play_s += max(0, duration_s)
         self.by_hour[local % 86400 // 3600] += 1
-        day = _local_day_text(local)
-        self.by_day[day] = self.by_day.get(day, 0) + 1
-        self._trim()
-
-    def _trim(self):
-        while len(self.by_day) > DAYS:
-            del self.by_day[min(self.by_day)]
+        text = _local_day_text(local)
+        for day in self.by_day:
+            if day[0] == text:
+                break
+        else:
+            day = [text, 0, 0]
+            self.by_day.append(day)
+            self.by_day.sort()  # a clock set back may bring an earlier day
+            del self.by_day[:-DAYS]
+        day[1] += 1
+        day[2] += max(0, duration_s)
 
     def as_dict(self):
         return {
@@ -57,7 +63,7 @@ class Stats:
             "motions": self.motions,
             "last_motion": self.last_motion,
             "by_hour": list(self.by_hour),
-            "by_day": [[day, self.by_day[day]] for day in sorted(self.by_day)],
+            "by_day": self.by_day,
         }
 
 

@@ -34,19 +34,19 @@ class Client(Connection):
         """sink(topic): None to receive a message's payload as bytes, or an object that is
         received in its place: its feed(buffer, n) takes the payload piece by piece as it
         is read, the first n bytes of the receive buffer each time, and must not raise. A
-        large message then needs no buffer of its size."""
+        large message then needs no buffer of its size, and max_message does not bound it."""
         super().__init__(host, port, ssl_context, timeout_ms, MqttError)
         self.sink = sink
         self.client_id = client_id
         self.keepalive_s = keepalive_s
-        self.max_message = max_message  # payload bytes; larger messages are skipped
+        self.max_message = max_message  # payload bytes held whole; larger ones are skipped
         self.inbox_max = inbox_max
         self.session_present = False
         self.connects = 0
         self.subscribes = 0  # SUBSCRIBE packets sent
         self.pubacks = 0  # PUBACKs sent: AWS IoT meters each as a message
         self.pings = 0
-        self.skipped = 0  # messages over max_message, read and thrown away
+        self.skipped = 0  # messages over max_message (and no sink), read and thrown away
         self.dropped = 0  # messages pushed out of a full inbox
         self._inbox = []
         self._pending = {}  # packet id -> None until acknowledged, then True or granted qos codes
@@ -326,7 +326,7 @@ class Client(Connection):
             size = wire.payload_length(remaining, topic_len, qos)
         except ValueError as e:
             raise self._fail("protocol", str(e))
-        keep = topic_len <= _TOPIC_MAX and size <= self.max_message
+        keep = topic_len <= _TOPIC_MAX
         topic = payload = None
         if keep:
             try:
@@ -341,12 +341,13 @@ class Client(Connection):
             packet_id = wire.read_u16(self._scratch)
         if keep:
             payload = self.sink(topic) if self.sink else None
-            if payload is None:
-                payload = await self._read_bytes(size, "payload")
-            else:
-                await self._discard(size, payload.feed)
-        else:
+            keep = payload is not None or size <= self.max_message
+        if not keep:
             await self._discard(size)
+        elif payload is None:
+            payload = await self._read_bytes(size, "payload")
+        else:
+            await self._discard(size, payload.feed)
         if qos:  # also for a skipped message, or the broker would send it again
             await self._send(wire.puback(packet_id))
             self.pubacks += 1

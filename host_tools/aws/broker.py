@@ -6,15 +6,24 @@ AWS IoT), and that name is also its MQTT client id, whatever id it sends
 off. A thing may use `$aws/things/<its name>/#` and `spotty/<its name>/#` only, like a
 policy built on `${iot:Connection.Thing.ThingName}`; the host's shadow service
 (SERVICE_IDENTITY, a name no thing can have) may use all things.
+
+A CN holds at most 64 characters and a thing name 128. A thing whose name does not fit
+gets a certificate with a CN derived from it (identity_for), and that certificate is
+attached to the thing (attach(), as AWS attaches a certificate to a thing): the ACL then
+gives that CN the thing's topics. In AWS the CN means nothing either; the attachment does.
 """
 
 import datetime
+import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +37,12 @@ from ..common.errors import SpottyError
 # Outside the thing-name alphabet (letters, digits, ':', '_', '-'): no thing can be named so.
 SERVICE_IDENTITY = "iot-local.shadow-service"
 HOST = "127.0.0.1"
+THING_NAME = re.compile(r"[A-Za-z0-9:_-]{1,128}")  # AWS IoT's rule
+CN_MAX = 64  # X.509's upper bound for a common name (ub-common-name)
+# What a certificate identity may be in the ACL file: a thing name that fits a CN, or one
+# derived from a longer name (it holds "~", which no thing name has).
+IDENTITY = re.compile(r"[A-Za-z0-9:_~-]{1,%d}" % CN_MAX)
+ATTACHMENTS_FILE = "attachments.json"
 _START_TIMEOUT_S = 10.0
 _CA_MARGIN = datetime.timedelta(days=1)
 
@@ -40,6 +55,14 @@ user {service}
 topic readwrite $aws/things/#
 topic readwrite spotty/#
 """
+
+
+def identity_for(thing: str) -> str:
+    """The CN of a thing's certificate: its name when it fits, else its first 47
+    characters, "~" and 16 hex digits of the name's SHA-256 (64 in all)."""
+    if len(thing) <= CN_MAX:
+        return thing
+    return thing[:47] + "~" + hashlib.sha256(thing.encode()).hexdigest()[:16]
 
 
 def mosquitto_path() -> str:
@@ -97,6 +120,7 @@ class Broker:
         self._write_config()
         self._proc: subprocess.Popen | None = None
         self._frozen = False
+        self._attaching = threading.Lock()  # the HTTP API serves requests in threads
 
     def _load_or_create_ca(self) -> pki.CertificateAuthority:
         """A kept state_dir keeps its CA, so devices issued earlier still get in."""
@@ -107,9 +131,49 @@ class Broker:
         ca.write(self.dir, "ca")
         return ca
 
+    def attachments(self) -> dict[str, str]:
+        """{certificate identity: thing} for the things whose name is not their CN."""
+        try:
+            return json.loads((self.dir / ATTACHMENTS_FILE).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def attach(self, identity: str, thing: str) -> None:
+        """Gives the certificate `identity` the topics of `thing` (a running mosquitto
+        reloads its ACL before this returns)."""
+        if not (IDENTITY.fullmatch(identity) and THING_NAME.fullmatch(thing)):
+            raise ValueError("cannot attach %r to %r" % (identity, thing))
+        with self._attaching:
+            self._attach(identity, thing)
+
+    def _attach(self, identity: str, thing: str) -> None:
+        attached = self.attachments()
+        if attached.get(identity) == thing:
+            return
+        attached[identity] = thing
+        (self.dir / ATTACHMENTS_FILE).write_text(json.dumps(attached))
+        self._write_acl()
+        if self.running and not self._frozen:
+            reloads = self.log_text().count("Reloading config.")
+            self._proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + _START_TIMEOUT_S
+            while self.log_text().count("Reloading config.") == reloads:
+                if time.monotonic() > deadline:
+                    raise SpottyError("mosquitto did not reload its ACL:\n" + self._log_tail())
+                time.sleep(0.02)
+
+    def _write_acl(self) -> None:
+        rules = [_ACL.format(service=SERVICE_IDENTITY)]
+        for identity, thing in sorted(self.attachments().items()):
+            # Checked again: a line break in either would write rules of its own.
+            if IDENTITY.fullmatch(identity) and THING_NAME.fullmatch(thing):
+                rules.append("user %s\ntopic readwrite $aws/things/%s/#\n"
+                             "topic readwrite spotty/%s/#\n" % (identity, thing, thing))
+        (self.dir / "acl").write_text("\n".join(rules))
+
     def _write_config(self) -> None:
         acl = self.dir / "acl"
-        acl.write_text(_ACL.format(service=SERVICE_IDENTITY))
+        self._write_acl()
         lines = [
             "per_listener_settings false",
             "allow_anonymous false",

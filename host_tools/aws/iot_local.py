@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 from ..common import pki
 from ..common.errors import RefusedError, SpottyError, UsageError
 from . import local_token
-from .broker import SERVICE_IDENTITY, Broker, load_ca
+from .broker import SERVICE_IDENTITY, THING_NAME, Broker, identity_for, load_ca
 from .shadow import ShadowStore
-from .shadow_http import HttpApi
-from .shadow_service import THING_NAME, MqttBinding, ShadowService, Watcher
+from .shadow_http import PRINCIPAL_HEADER, HttpApi
+from .shadow_service import MqttBinding, ShadowService, Watcher
 
 ENDPOINTS_FILE = "endpoints.json"
 
@@ -106,7 +106,8 @@ class IotLocal:
             service = ShadowService(self.store)
             self._mqtt = self._mqtt_binding(service, work)
             self._mqtt.start()
-            self._http = HttpApi(service, self.http_token, port=self._http_port)
+            self._http = HttpApi(service, self.http_token, port=self._http_port,
+                                 attach=self._broker.attach)
             self._http.start()
         except BaseException:
             self.stop()
@@ -161,19 +162,23 @@ class IotLocal:
         return self._mqtt
 
     def issue_thing(self, name: str, out_dir: Path) -> ThingFiles:
-        """A client certificate whose CN is the thing name, plus the broker's CA."""
-        return issue_thing(self.ca, name, out_dir)
+        """A client certificate for the thing (attached to it), plus the broker's CA."""
+        files = issue_thing(self.ca, name, out_dir)
+        if identity_for(name) != name:
+            self.broker.attach(identity_for(name), name)
+        return files
 
 
 def issue_thing(ca: pki.CertificateAuthority, name: str, out_dir: Path) -> ThingFiles:
-    """A client certificate whose CN is the thing name, plus the broker's CA."""
+    """A client certificate whose CN is the thing name (or, for a name longer than a CN
+    may be, broker.identity_for: attach it then), plus the broker's CA."""
     if name == SERVICE_IDENTITY:
         raise RefusedError("thing name %r is the local stand-in's own shadow service: a "
                            "thing named so would have its rights to every thing" % name)
     if not THING_NAME.fullmatch(name):
         raise RefusedError("invalid thing name %r: use letters, digits, ':', '_', '-'" % name)
     out_dir = Path(out_dir)
-    ca.issue_client(name).write(out_dir, name)
+    ca.issue_client(identity_for(name)).write(out_dir, name)
     (out_dir / "ca.der").write_bytes(ca.cert_der)
     (out_dir / "ca.pem").write_bytes(ca.cert_pem)
     return ThingFiles(
@@ -247,7 +252,18 @@ class RunningIotLocal:
         self.ca = ca
 
     def issue_thing(self, name: str, out_dir: Path) -> ThingFiles:
-        return issue_thing(self.ca, name, out_dir)
+        files = issue_thing(self.ca, name, out_dir)
+        if identity_for(name) != name:  # the running stand-in attaches it (its broker's ACL)
+            request = urllib.request.Request(
+                "%s/things/%s/principals" % (self.endpoint_url, name), method="PUT",
+                headers={local_token.HEADER: local_token.token_for(self.endpoint_url) or "",
+                         PRINCIPAL_HEADER: identity_for(name)})
+            try:
+                urllib.request.urlopen(request, timeout=15).close()
+            except OSError as e:
+                raise SpottyError("the iot-local at %s did not attach the certificate of %s: "
+                                  "%s" % (self.endpoint_url, name, e)) from e
+        return files
 
 
 def _address(url: str) -> tuple[str, int | None]:

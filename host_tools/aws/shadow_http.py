@@ -5,7 +5,10 @@ that boto3's `iot-data` client works unchanged. `GET /things` is the control pla
 ListThings (boto3's `iot` client): the things that have a shadow, in one page. An
 update or delete also publishes the MQTT messages (through ShadowService).
 `POST /topics/<topic>?qos=` is the data-plane Publish: the body goes out as one MQTT
-message (how `spotty spotify-login --thing` hands over a token). Every request must carry
+message (how `spotty spotify-login --thing` hands over a token). `PUT
+/things/<thing>/principals` is the control plane's AttachThingPrincipal, with the
+certificate's CN as the principal (for a thing whose name is too long to be a CN, see
+broker.py). Every request must carry
 the stand-in's token (local_token.py) where AWS checks a signature; without it the answer
 is 401 UnauthorizedException.
 """
@@ -14,15 +17,19 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import local_token
+from .broker import THING_NAME
 from .shadow_doc import MAX_REQUEST_BYTES
-from .shadow_service import SHADOW_NAME, THING_NAME, ShadowService, encode
+from .shadow_service import SHADOW_NAME, ShadowService, encode
 
 _PATH = re.compile(r"/things/([^/]+)/shadow")
 _PUBLISH_PATH = re.compile(r"/topics/(.+)")
+_PRINCIPALS_PATH = re.compile(r"/things/([^/]+)/principals")
+PRINCIPAL_HEADER = "x-amzn-principal"  # as boto3's `iot` client sends AttachThingPrincipal's
 TOPIC_MAX_BYTES = 256  # AWS IoT's limit for a topic name
 ERROR_TYPES = {
     400: "InvalidRequestException",
@@ -73,6 +80,9 @@ class _ShadowHandler(BaseHTTPRequestHandler):
         publish = _PUBLISH_PATH.fullmatch(url.path)
         if publish:
             return self._publish(unquote(publish.group(1)), parse_qs(url.query))
+        principals = _PRINCIPALS_PATH.fullmatch(url.path)
+        if principals and self.command == "PUT" and self.server.attach:
+            return self._attach(unquote(principals.group(1)))
         match = _PATH.fullmatch(url.path)
         if not match:
             self._drain()
@@ -104,6 +114,14 @@ class _ShadowHandler(BaseHTTPRequestHandler):
         things = [{"thingName": name, "thingArn": THING_ARN % name, "attributes": {}, "version": 1}
                   for name in self.server.service.store.things()]
         self._reply(200, {"things": things})
+
+    def _attach(self, thing: str) -> None:
+        self._drain()
+        try:
+            self.server.attach(self.headers.get(PRINCIPAL_HEADER, ""), thing)
+        except ValueError as e:
+            return self._error(400, str(e))
+        self._reply(200, {})
 
     def _publish(self, topic: str, query: dict) -> None:
         """Like AWS IoT's Publish: qos 0 (the default) or 1; the body is the payload."""
@@ -158,10 +176,12 @@ class _ShadowHandler(BaseHTTPRequestHandler):
 class _ShadowHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: ShadowService, token: str):
+    def __init__(self, address: tuple[str, int], service: ShadowService, token: str,
+                 attach: Callable[[str, str], None] | None):
         super().__init__(address, _ShadowHandler)
         self.service = service
         self.token = token
+        self.attach = attach
 
 
 class HttpApi:
@@ -169,9 +189,10 @@ class HttpApi:
     requests that carry `token`. While it runs, spotty's clients in this process find it."""
 
     def __init__(self, service: ShadowService, token: str, host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, attach: Callable[[str, str], None] | None = None):
+        """attach(certificate identity, thing) serves AttachThingPrincipal."""
         self.token = token
-        self._server = _ShadowHttpServer((host, port), service, token)
+        self._server = _ShadowHttpServer((host, port), service, token, attach)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="shadow-http", daemon=True
         )

@@ -27,7 +27,6 @@ OPERATIONS = ("update", "get", "delete")
 SUBSCRIPTIONS = [f"$aws/things/+/shadow/{op}" for op in OPERATIONS] + [
     f"$aws/things/+/shadow/name/+/{op}" for op in OPERATIONS
 ]
-THING_NAME = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 SHADOW_NAME = re.compile(r"[A-Za-z0-9:_-]{1,64}")
 _TOPIC = re.compile(r"\$aws/things/([^/]+)/shadow(?:/name/([^/]+))?/(update|get|delete)")
 

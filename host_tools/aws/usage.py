@@ -1,7 +1,7 @@
 """`spotty stats`: how a device has been used, as a table and as a plot.
 
-The device reports cumulative totals, sessions by local hour of day, and sessions on the
-last 14 local days that had any (core/stats.py). Both views show every day in between,
+The device reports cumulative totals, sessions by local hour of day, and sessions and play
+time on the last 14 local days that had any (core/stats.py). Both views show every day in between,
 empty ones too, and name the device's time zone.
 """
 
@@ -37,20 +37,22 @@ def local_time(utc: int, posix: str) -> str:
     return "%s %s" % (moment.strftime("%Y-%m-%d %H:%M"), name)
 
 
-def every_day(by_day) -> list[tuple[datetime.date, int]]:
-    """[["2026-11-20", 2], ["2026-11-22", 1]] -> each day from the first to the last, 0 where
-    the device lists none."""
-    counts = {}
-    for pair in by_day or []:
+def every_day(by_day) -> list[tuple[datetime.date, int, int | None]]:
+    """[["2026-11-20", 2, 300], ["2026-11-22", 1, 60]] -> (day, sessions, play seconds) for
+    each day from the first to the last, 0 where the device lists none; play seconds None
+    where earlier firmware reported [day, sessions] only."""
+    days = {}
+    for entry in by_day or []:
         try:
-            counts[datetime.date.fromisoformat(pair[0])] = int(pair[1])
+            played = int(entry[2]) if len(entry) > 2 else None
+            days[datetime.date.fromisoformat(entry[0])] = (int(entry[1]), played)
         except (TypeError, ValueError, IndexError):
             continue
-    if not counts:
+    if not days:
         return []
-    first, last = min(counts), max(counts)
-    return [(first + datetime.timedelta(n), counts.get(first + datetime.timedelta(n), 0))
-            for n in range((last - first).days + 1)]
+    first, last = min(days), max(days)
+    each = (first + datetime.timedelta(n) for n in range((last - first).days + 1))
+    return [(day, *days.get(day, (0, 0))) for day in each]
 
 
 def duration(seconds: int) -> str:
@@ -79,9 +81,10 @@ def render_stats(document: dict | None) -> str:
     days = every_day(stats.get("by_day"))
     if days:
         lines.append("")
-        lines.append("sessions by day (local time, %s)" % zone_label(posix))
-        for day, count in days:
-            lines.append("  %s  %d" % (day.isoformat(), count))
+        lines.append("sessions and play time by day (local time, %s)" % zone_label(posix))
+        for day, count, played in days:
+            played = "" if played is None else "  " + duration(played)
+            lines.append("  %s  %3d%s" % (day.isoformat(), count, played))
     return "\n".join(lines)
 
 
@@ -117,10 +120,10 @@ def plot_figure(thing: str, stats: dict, posix: str):
     by_hour.set_xticks(range(24), ["%02d" % h for h in range(24)])
 
     by_day.set(title="Sessions by day: %s on %s" % (
-        plural(sum(c for _, c in days), "session"), plural(len(days), "day")),
+        plural(sum(d[1] for d in days), "session"), plural(len(days), "day")),
         ylabel="sessions", xlabel="day, local time (%s)" % zone)
     if days:
-        _bars(by_day, [d for d, _ in days], [c for _, c in days], DAY_COLOUR)
+        _bars(by_day, [d[0] for d in days], [d[1] for d in days], DAY_COLOUR)
         margin = datetime.timedelta(hours=14)  # a bar is 0.8 days wide, centred at midnight
         first, last = (datetime.datetime.combine(d, datetime.time()) for d in (days[0][0],
                                                                                days[-1][0]))

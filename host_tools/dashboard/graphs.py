@@ -1,8 +1,9 @@
 """Usage graphs as SVG, drawn on the host with matplotlib (as `spotty stats --plot`).
 
 Text stays text in the SVG (it is searchable, and the browser draws it in the page's
-font); nothing is fetched from anywhere. The device keeps 14 days of sessions by day;
-the date axis is continuous over that window, so a day without a session shows empty.
+font); nothing is fetched from anywhere. The device keeps 14 days of sessions and play
+time by day; the date axis is continuous over that window, so a day without a session
+shows empty.
 """
 
 import datetime
@@ -30,11 +31,11 @@ def by_day_svg(stats: dict) -> str:
 
 
 def day_series(by_day: list) -> tuple[list[datetime.date], list[int], list[int] | None]:
-    """(each day of the window, sessions that day, play minutes or None): the last DAYS
-    days up to the newest reported, days without sessions as 0. Play time by day is
-    drawn when the device reports it ([day, sessions, play_s]); today's firmware reports
-    [day, sessions]."""
-    counts, minutes = {}, {}
+    """(each day of the window, sessions that day, play seconds or None): the last DAYS
+    days up to the newest reported, days without sessions as 0. The device reports
+    [day, sessions, play_s]; earlier firmware reported [day, sessions], without play time
+    (None when no day has it)."""
+    counts, seconds = {}, {}
     for entry in by_day:
         try:
             day = datetime.date.fromisoformat(entry[0])
@@ -42,12 +43,12 @@ def day_series(by_day: list) -> tuple[list[datetime.date], list[int], list[int] 
             continue
         counts[day] = int(entry[1]) if len(entry) > 1 and isinstance(entry[1], int) else 0
         if len(entry) > 2 and isinstance(entry[2], int):
-            minutes[day] = entry[2] // 60
+            seconds[day] = entry[2]
     if not counts:
         return [], [], None
     last = max(counts)
     days = [last - datetime.timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
-    played = [minutes.get(d, 0) for d in days] if minutes else None
+    played = [seconds.get(d, 0) for d in days] if seconds else None
     return days, [counts.get(d, 0) for d in days], played
 
 
@@ -90,22 +91,36 @@ def _hour_chart(hours: list, zone_label: str) -> str:
 def _day_chart(by_day: list) -> str:
     from matplotlib.ticker import MaxNLocator
 
-    days, counts, minutes = day_series(by_day)
+    days, counts, seconds = day_series(by_day)
     figure, axes = _figure()
     positions = range(len(days))
-    axes.bar(positions, counts, color=GREEN if minutes is None else DARK, width=0.7,
-             label="sessions")
+    bars = axes.bar(positions, counts, color=GREEN if seconds is None else DARK, width=0.7,
+                    label="sessions")
     axes.set_xticks(list(positions), [_day_label(d, i) for i, d in enumerate(days)])
     axes.set_ylabel("sessions")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes.set_ylim(0, max(counts + [1]) * 1.1)
-    if minutes is not None:
+    if seconds is not None:
+        unit, per = play_unit(max(seconds))
         played = axes.twinx()
-        played.plot(list(positions), minutes, color=GREEN, marker="o", label="play time")
-        played.set_ylabel("play time (min)")
-        played.set_ylim(0, max(minutes + [1]) * 1.1)
+        line = played.plot(list(positions), [s / per for s in seconds], color=GREEN,
+                           marker="o", label="play time")
+        played.set_ylabel("play time (%s)" % unit)
+        played.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        played.set_ylim(0, max(max(seconds) / per, 1) * 1.1)
         played.spines["top"].set_visible(False)
+        axes.legend(handles=[bars, *line], loc="upper left", frameon=False, fontsize=8)
     return _svg(figure)
+
+
+def play_unit(most_s: int) -> tuple[str, int]:
+    """The unit of the play-time axis for a busiest day of most_s seconds: (name,
+    seconds per unit), so that a few short sessions do not draw a flat line at 0 min."""
+    if most_s < 120:
+        return "s", 1
+    if most_s < 3 * 3600:
+        return "min", 60
+    return "h", 3600
 
 
 def _day_label(day: datetime.date, index: int) -> str:

@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ..aws.shadow_service import THING_NAME
+from ..aws.broker import THING_NAME
 from ..common.errors import SpottyError
 from . import settings, views
 

@@ -86,12 +86,16 @@ def cmd_sim(args) -> int:
                                files.ca_der.read_bytes(), files.cert_der.read_bytes(),
                                files.key_der.read_bytes(), iot.endpoint_url)
         code = _sim_spotify(args, scenario, target)
-        if not args.json:
+        from ..aws.shadow_client import ShadowClient
+
+        document = ShadowClient(args.thing, iot.endpoint_url).get()
+        if args.json:  # as get_thing_shadow returns it, for scripts
+            print(json.dumps({"ev": "shadow", "document": document}), flush=True)
+        else:
             from ..aws.remote_config import render_config
-            from ..aws.shadow_client import ShadowClient
 
             print("\nThe shadow of %s after the run:" % args.thing)
-            print(render_config(ShadowClient(args.thing, iot.endpoint_url).get()))
+            print(render_config(document))
         return code
 
 

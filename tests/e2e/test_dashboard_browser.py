@@ -29,11 +29,12 @@ CONFIG = {"spotify_device": "Bathroom", "timeout_s": 1, "motion_gap_s": 0,
           "tz": "CET-1CEST,M3.5.0,M10.5.0/3"}
 
 
-def scenario(tmp_path, clock: str, sessions: int, until: float) -> str:
-    """`sessions` short visits from `clock` on, then quiet until `until`."""
+def scenario(tmp_path, clock: str, sessions: int, until: float, stay: float = 0.5) -> str:
+    """`sessions` visits of `stay` seconds from `clock` on, then quiet until `until`."""
     events = []
     for n in range(sessions):
-        events += [{"at": 0.5 + 2.5 * n, "pir": 1}, {"at": 1.0 + 2.5 * n, "pir": 0}]
+        at = 0.5 + (stay + 2.0) * n
+        events += [{"at": at, "pir": 1}, {"at": at + stay, "pir": 0}]
     path = tmp_path / ("scenario-%s.json" % clock.replace(":", ""))
     path.write_text(json.dumps({"clock": clock, "config": CONFIG, "events": events,
                                 "until": until}))
@@ -113,9 +114,11 @@ class LiveDevice:
 def test_overview_device_page_and_a_setting_that_reaches_the_device(
         iot_local, dashboard, browser, tmp_path):
     flash = tmp_path / "flash"  # kept between runs: the statistics add up, as on a board
-    for clock, sessions in (("2026-11-18T06:50:00Z", 2), ("2026-11-20T17:30:00Z", 1),
-                            ("2026-11-21T06:40:00Z", 3)):
-        code = cli.main(["sim", scenario(tmp_path, clock, sessions, 3.0 + 2.5 * sessions),
+    for clock, sessions, stay in (("2026-11-18T06:50:00Z", 2, 2.5),
+                                  ("2026-11-20T17:30:00Z", 1, 5.0),
+                                  ("2026-11-21T06:40:00Z", 3, 0.5)):
+        until = 3.0 + (stay + 2.0) * sessions
+        code = cli.main(["sim", scenario(tmp_path, clock, sessions, until, stay),
                          "--thing", THING, "--endpoint-url", iot_local.endpoint_url,
                          "--state-dir", str(iot_local.state_dir), "--flash", str(flash)])
         assert code == 0
@@ -131,9 +134,11 @@ def test_overview_device_page_and_a_setting_that_reaches_the_device(
     browser.open(dashboard + "/thing/" + THING)
     shown = browser.wait_for_text("sessions")
     for words in ("Settings", "Speaker", "Pause after (s)", "Save", "Sessions by hour of day",
-                  "Sessions by day, the last 14 days", "Raw shadow"):
+                  "Sessions and play time by day, the last 14 days", "Raw shadow"):
         assert words in shown, (words, shown)
     assert browser.evaluate("document.querySelectorAll('#graphs svg').length") == 2
+    day_graph = browser.evaluate("document.querySelectorAll('#graphs svg')[1].textContent")
+    assert "sessions" in day_graph and "play time (s)" in day_graph  # short visits: seconds
     assert browser.evaluate("document.getElementById('f-timeout_s').value") == "1"
 
     # A change in the form: checked, sent, and reported back by the running firmware.

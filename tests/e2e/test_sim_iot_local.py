@@ -53,7 +53,9 @@ def test_sessions_on_two_days_stay_in_the_running_stand_in(capsys, iot_local, tm
         assert "The shadow of %s after the run" % THING in out
     stats = ShadowClient(THING, iot_local.endpoint_url).get()["state"]["reported"]["stats"]
     assert stats["sessions"] == 2  # the kept flash carried the first run's statistics over
-    assert stats["by_day"] == [["2026-11-21", 1], ["2026-11-23", 1]]
+    assert [day[:2] for day in stats["by_day"]] == [["2026-11-21", 1], ["2026-11-23", 1]]
+    assert all(day[2] >= 1 for day in stats["by_day"])  # each visit played a second or more
+    assert sum(day[2] for day in stats["by_day"]) == stats["play_s"]
     plot = tmp_path / "use.png"
     code, out, _ = run(capsys, "stats", "--thing", THING, "--endpoint-url",
                        iot_local.endpoint_url, "--plot", plot)
@@ -73,3 +75,19 @@ def test_an_endpoint_of_another_iot_local_is_refused(capsys, iot_local, tmp_path
                        "--endpoint-url", "http://127.0.0.1:1", "--state-dir",
                        iot_local.state_dir)
     assert code == 2 and "serves %s, not http://127.0.0.1:1" % iot_local.endpoint_url in err
+
+
+def test_a_thing_named_with_128_characters_runs_against_the_running_stand_in(
+        capsys, iot_local, tmp_path):
+    """Its name does not fit a certificate's CN: the running stand-in attaches the
+    certificate to the thing (AttachThingPrincipal), and --json ends with the shadow."""
+    thing = ("kitchen:" + "a-long_name-" * 11)[:128]
+    code, out, err = run(capsys, "sim", visit(tmp_path, "2026-11-22T08:00:00Z"), "--thing",
+                         thing, "--endpoint-url", iot_local.endpoint_url, "--state-dir",
+                         iot_local.state_dir, "--json")
+    assert code == 0, err
+    last = json.loads(out.splitlines()[-1])
+    assert last["ev"] == "shadow"
+    assert last["document"] == ShadowClient(thing, iot_local.endpoint_url).get()
+    assert last["document"]["state"]["reported"]["stats"]["sessions"] == 1
+    assert not [line for line in out.splitlines() if '"shadow_link"' in line]

@@ -143,7 +143,7 @@ def test_config_set_wait_returns_once_the_device_reports(capsys, iot):
 
 STATS = {"sessions": 7, "play_s": 5400, "motions": 9, "last_motion": 1795348800,
          "by_hour": [0] * 7 + [4] + [0] * 15 + [2],
-         "by_day": [["2026-11-20", 2], ["2026-11-22", 1], ["2026-11-23", 3]]}
+         "by_day": [["2026-11-20", 2, 1800], ["2026-11-22", 1, 600], ["2026-11-23", 3, 3000]]}
 TITLE = "cli-bath-s, 2026-11-20 to 2026-11-23\n7 sessions, 1 h 30 min of music, 9 motions in all"
 
 
@@ -181,7 +181,8 @@ def test_stats_table_and_plot(capsys, iot, tmp_path):
     assert "last motion   2026-11-22 13:00 CET" in out
     assert "sessions by hour of day (local time, CET/CEST)" in out
     assert "07:00  ##############################" in out
-    assert "2026-11-21  0" in out  # a day without sessions is shown
+    assert "2026-11-21    0  0 h 00 min" in out  # a day without sessions is shown
+    assert "2026-11-23    3  0 h 50 min" in out
 
     image = Image.open(plot)
     assert image.format == "PNG" and image.info["Title"] == TITLE

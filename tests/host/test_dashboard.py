@@ -289,9 +289,11 @@ def test_a_thing_not_in_the_registry_is_not_found(store, clock, client):
 def test_the_device_page_has_its_graphs_and_raw_shadow(store, clock, client):
     stats = {"sessions": 4, "play_s": 5400, "motions": 9, "last_motion": NOW - 60,
              "by_hour": [0] * 7 + [3] + [0] * 15 + [1],
-             "by_day": [["2026-11-21", 1], ["2026-11-23", 3]]}
+             "by_day": [["2026-11-21", 1, 1800], ["2026-11-23", 3, 3600]]}
     report(store, clock, "bath-use", stats=stats)
     page = client.get("/thing/bath-use").text
+    assert "Sessions and play time by day, the last 14 days" in text(page)
+    assert "play time (min)" in page
     assert "4 sessions, 1 h 30 min of music, 9 motions in all" in text(page)
     assert page.count("<svg") == 2 and "hour of day, the device's local time (UTC+1)" in page
     assert '"sessions": 4' in text(page)  # the raw shadow
@@ -311,8 +313,18 @@ def test_the_day_axis_is_continuous_over_the_devices_14_days():
     days, counts, minutes = graphs.day_series([["2026-11-21", 1], ["2026-11-23", 3]])
     assert len(days) == 14 and str(days[0]) == "2026-11-10" and str(days[-1]) == "2026-11-23"
     assert counts[-3:] == [1, 0, 3] and sum(counts) == 4 and minutes is None
-    _, _, minutes = graphs.day_series([["2026-11-23", 2, 1800]])
-    assert minutes[-1] == 30  # drawn once a device reports play time by day
+    _, _, seconds = graphs.day_series([["2026-11-22", 1, 90], ["2026-11-23", 2, 1800]])
+    assert seconds[-3:] == [0, 90, 1800]  # play time by day, empty days as 0
+
+
+def test_the_day_graph_draws_sessions_and_play_time_in_a_readable_unit():
+    svg = graphs.by_day_svg({"by_day": [["2026-11-21", 1, 40], ["2026-11-23", 3, 95]]})
+    assert "play time (s)" in svg and "sessions" in svg  # a few short sessions: seconds
+    svg = graphs.by_day_svg({"by_day": [["2026-11-23", 3, 2700]]})
+    assert "play time (min)" in svg
+    assert [graphs.play_unit(s)[0] for s in (0, 119, 120, 3 * 3600 - 1, 3 * 3600)] == [
+        "s", "s", "min", "min", "h"]
+    assert "play time" not in graphs.by_day_svg({"by_day": [["2026-11-23", 3]]})
 
 
 def test_the_graphs_are_svg_with_whole_session_counts():

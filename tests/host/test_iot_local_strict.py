@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from needs import needs_mosquitto
 from test_shadow_service import QUIET_S, RESPONSES, Device, data_client
 
-from host_tools.aws.broker import SERVICE_IDENTITY
+from host_tools.aws.broker import SERVICE_IDENTITY, identity_for
 from host_tools.aws.iot_local import IotLocal
 from host_tools.aws.shadow_client import ShadowClient
 from host_tools.common.devicepath import REPO
@@ -92,6 +92,48 @@ def test_a_thing_named_as_the_service_once_was_gets_only_its_own_topics(iot, tmp
     assert [json.loads(p)["refresh_token"] for t, p in owner.received()
             if t == "spotty/strict-c/token"] == ["good"]
     assert impostor.received() == []
+
+
+def test_things_named_longer_than_a_certificate_cn_each_get_their_own_topics(
+        iot, tmp_path, opened):
+    """AWS takes thing names of 128 characters; a CN holds 64. Two such names alike in
+    their first 64 characters get distinct certificate identities, each attached to its
+    own thing only."""
+    base = "strict:" + "long_" * 12
+    one, two = [(base + name * 20)[:128] for name in ("-one", "-two")]
+    assert identity_for(one) != identity_for(two) and len(identity_for(one)) == 64
+    owner, sibling = Device(iot, one, tmp_path / "one"), Device(iot, two, tmp_path / "two")
+    opened.extend([owner, sibling])
+    owner.subscribe(f"{owner.prefix}/update/delta", f"spotty/{one}/token")
+    sibling.subscribe("$aws/things/+/shadow/#", "spotty/+/token")
+    sibling.publish(f"$aws/things/{one}/shadow/update", {"state": {"desired": {"volume": 99}}})
+
+    client = ShadowClient(one, iot.endpoint_url)
+    client.update_desired({"config": {"volume": 7}})
+    client.publish(f"spotty/{one}/token", b'{"refresh_token": "good", "issued_at": 2}')
+    assert owner.expect("update/delta")["state"] == {"config": {"volume": 7}}
+    time.sleep(QUIET_S)
+    assert client.get()["state"]["desired"] == {"config": {"volume": 7}}
+    assert sibling.received() == []
+    log = iot.broker.log_text()
+    assert "u'%s'" % identity_for(one) in log and "u'%s'" % identity_for(two) in log
+    # The identity is no thing's name, so no thing gets those topics by its name.
+    with pytest.raises(RefusedError):
+        iot.issue_thing(identity_for(one), tmp_path / "derived")
+
+
+def test_attaching_a_certificate_takes_only_an_identity_and_a_thing_name(iot):
+    for identity, thing in (("x\ntopic readwrite #", "strict-e"), ("strict-e", "a/b"),
+                            ("", "strict-e"), ("x" * 65, "strict-e")):
+        with pytest.raises(ValueError):
+            iot.broker.attach(identity, thing)
+    assert "topic readwrite #\n" not in (iot.broker.dir / "acl").read_text()
+    request = urllib.request.Request(
+        iot.endpoint_url + "/things/strict-e/principals", method="PUT",
+        headers={"X-Spotty-Local-Token": iot.http_token, "x-amzn-principal": "a b"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
 
 
 def raw_request(iot, method, path, body=None, token=None):

@@ -9,7 +9,7 @@ from host_tools.aws import usage
 
 STATS = {"sessions": 1, "play_s": 59, "motions": 2, "last_motion": 1795348800,
          "by_hour": [0] * 21 + [1, 0, 0],
-         "by_day": [["2026-11-28", 1], ["2026-12-01", 2]]}
+         "by_day": [["2026-11-28", 1, 59], ["2026-12-01", 2, 3720]]}
 SOUTH = "<-04>4<-03>,M9.1.6/24,M4.1.6/24"  # America/Santiago
 
 
@@ -44,5 +44,11 @@ def test_the_table_uses_the_devices_zone_in_the_southern_summer():
     document = {"state": {"reported": {"stats": STATS, "config": {"tz": SOUTH}}}}
     text = usage.render_stats(document)
     assert "last motion   2026-11-22 09:00 -03" in text
-    assert "sessions by day (local time, -04/-03)" in text
-    assert "  2026-11-29  0\n  2026-11-30  0\n  2026-12-01  2" in text
+    assert "sessions and play time by day (local time, -04/-03)" in text
+    assert ("  2026-11-28    1  0 h 00 min\n  2026-11-29    0  0 h 00 min\n"
+            "  2026-11-30    0  0 h 00 min\n  2026-12-01    2  1 h 02 min") in text
+
+
+def test_days_reported_by_earlier_firmware_have_no_play_time():
+    days = usage.every_day([["2026-11-28", 1], ["2026-11-29", 2, 60], ["garbage"]])
+    assert days == [(datetime.date(2026, 11, 28), 1, None), (datetime.date(2026, 11, 29), 2, 60)]

@@ -123,3 +123,25 @@ def test_a_wanted_object_or_array_is_kept_whole():
 def test_a_wanted_subtree_too_long_is_refused():
     assert refused(json.dumps({"a": {"b": "x" * 5000}}), ("a",))
     assert scan({"a": {"b": "x" * 5000}, "c": 1}, ("c",)) == {"c": 1}
+
+
+def test_with_a_too_long_marker_a_value_over_its_bound_is_marked_and_the_rest_read():
+    doc = {"state": {"desired": {"config": {"x": "y" * 5000}}, "name": "n" * 300,
+                     "other": {"config": 1}},
+           "version": 9}
+    fields = ("state.desired.config", "state.name", "version", "state.other.config")
+    for piece in (1, 7, 256, 9000):
+        data = json.dumps(doc).encode()
+        scanner = Scanner(fields)
+        scanner.too_long = "TOO"
+        for start in range(0, len(data), piece):
+            scanner.feed(data[start:start + piece])
+        assert scanner.close() == {"state.desired.config": "TOO", "state.name": "TOO",
+                                   "version": 9, "state.other.config": 1}, piece
+    scanner = Scanner(("n",))
+    scanner.too_long = "TOO"
+    try:  # a literal that long is no JSON a shadow sends: still refused
+        scanner.feed(b'{"n": ' + b"1" * 300 + b"}")
+        raise AssertionError("a 300-digit number was taken")
+    except ValueError:
+        pass

@@ -1,4 +1,5 @@
 from core import otadesired as od
+from core.shadowdoc import TOO_BIG
 
 SHA = "ab" * 32
 GOOD = {"version": "0.2.0", "url": "https://updates.example.com:8443/fw/0.2.0.bundle",
@@ -55,6 +56,7 @@ def test_decide():
     assert od.decide(dict(GOOD, size=-1), "0.1.0", None, None) == (
         od.REFUSE, ("0.2.0", "size: 1..4194304 bytes"))
     assert od.decide("0.2.0", "0.1.0", None, None) == (od.REFUSE, (None, "must be an object"))
+    assert od.decide(TOO_BIG, "0.1.0", None, None) == (od.REFUSE, (None, "too big for the device"))
 
 
 def test_transient_reasons_and_reports():

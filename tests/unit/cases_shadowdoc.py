@@ -111,3 +111,23 @@ def test_merge_update_states():
     assert shadowdoc.merge(a, b) == {"reported": {"config": {"x": 1}, "ota": None},
                                      "desired": {"ota": None}}
     assert shadowdoc.merge({}, None) == {}
+
+
+def test_a_section_too_big_for_the_device_is_refused_whole_and_deleted_from_desired():
+    big = {"spotify_device": "Bathroom", "notes": "n" * 3000, "more": "m" * 3000}
+    doc = {"state": {"desired": {"config": big}, "reported": {"config": {}},
+                     "delta": {"config": big}},
+           "metadata": {"desired": {"config": {"notes": {"timestamp": 1}}}}, "version": 4}
+    payload = json.dumps(doc).encode()
+    assert len(payload) > 12000
+    fields, problem = parse(payload)
+    assert problem is None and fields["version"] == 4
+    assert shadowdoc.wanted(fields, "get") is shadowdoc.TOO_BIG
+    assert fields["state.delta"] is shadowdoc.TOO_BIG  # still says something is pending
+    new, changed, state = shadowdoc.Acknowledger().answer(config.DEFAULTS, shadowdoc.TOO_BIG)
+    assert new == config.DEFAULTS and changed == {}
+    assert state["desired"] == {"config": None}
+    assert state["reported"]["config_errors"] == {"config": "too big for the device"}
+    # A delta whose other keys are big but whose config is small is read as usual.
+    delta = parsed({"state": {"config": {"volume": 3}, "pad": "p" * 20000}, "version": 5})
+    assert shadowdoc.wanted(delta, "delta") == {"volume": 3} and delta["version"] == 5
