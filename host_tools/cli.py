@@ -288,6 +288,9 @@ def _ota_commands(p) -> None:
                    "checkout)").complete = shtab.DIRECTORY
     q.add_argument("--ca", metavar="DIR", help="also replace the device's CA roots with "
                    "DIR/*.der").complete = shtab.DIRECTORY
+    q.add_argument("--counter", type=int, metavar="N", help="the anti-downgrade counter: "
+                   "a device takes only a bundle whose counter is above the one it runs "
+                   "(default: the Unix time now)")
     q.set_defaults(func=cmd_ota_build)
 
     q = command(sub, "show", "a bundle's manifest; with --pub, verify it as a device does",

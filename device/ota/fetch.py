@@ -45,7 +45,7 @@ def run(board, state):
         log.event("ota_fetch", version=request["version"], attempt=job["attempt"])
         reason = asyncio.run(_fetch(board, request))
         if reason is None:
-            reason = _verify(request["version"])
+            reason = _verify(request["version"], state)
         state = ota_state.save(otastate.fetched(state, job, reason, _wait_ms(job)))
         later = state.get("later")
         if reason is None:
@@ -116,8 +116,9 @@ async def _fetch(board, request):
         client.close()
 
 
-def _verify(version):
-    """Read the staged bundle back from flash and check it again; a reason or None."""
+def _verify(version, state):
+    """Read the staged bundle back from flash and check it again, and its counter
+    against the highest applied (no downgrade); a reason or None."""
     from ota import bundle
 
     try:
@@ -128,6 +129,9 @@ def _verify(version):
             raise bundle.OtaError("bad_path", bad)
         if manifest["version"] != version:
             raise bundle.OtaError("version_mismatch", manifest["version"])
+        stale = otastate.stale(state, manifest)
+        if stale:
+            raise bundle.OtaError(stale)
         return None
     except (OSError, bundle.OtaError) as e:
         remove_tree(ota_state.STAGED)

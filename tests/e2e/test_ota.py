@@ -286,6 +286,33 @@ def test_bad_updates_are_refused_with_reasons_and_the_old_version_keeps_playing(
     assert doc["state"]["reported"]["ota"]["status"] == "refused"
 
 
+def test_an_older_bundle_signed_with_the_right_key_is_refused_as_a_downgrade(
+        mock, thing, server, release, tmp_path):
+    """Whoever can set desired.ota (the owner, or a leaked device key: the policy lets a
+    thing update its own shadow) cannot roll a board back to an older signed build."""
+    target, shadow, watcher = thing
+    older = release["www"] / "older.bundle"
+    build(older, release["new"], NEW, release["key"], counter=1000)
+    # The board has applied a bundle with counter 2000 before (its version was OLD).
+    earlier = {"version": OLD, "counter": 2000, "counter_v": OLD}
+
+    def push():
+        ota_push.push(target.thing, server.url_for(older.name), older, target.endpoint_url)
+
+    result, flash = run_device(mock, target, server, release, tmp_path, [], 4.0,
+                               on_event=when("shadow_up", push),
+                               files={"ota/state.json": json.dumps(earlier).encode()})
+
+    [refused] = result.named("ota_refused")
+    assert refused["reason"] == "downgrade" and refused["boot"] == 2  # after the download
+    assert [e["version"] for e in result.named("ready")] == [OLD, OLD]
+    assert shadow.get()["state"]["reported"]["ota"] == {
+        "version": NEW, "status": "refused", "reason": "downgrade", "previous": OLD}
+    assert matches(flash, release["old"]) == [] and not (flash / "ota" / "staged").exists()
+    state = json.loads((flash / "ota" / "state.json").read_text())
+    assert state["counter"] == 2000
+
+
 def test_an_update_that_crashes_at_boot_is_rolled_back_reported_and_not_fetched_again(
         mock, thing, server, release, tmp_path):
     target, shadow, watcher = thing
@@ -312,6 +339,10 @@ def test_an_update_that_crashes_at_boot_is_rolled_back_reported_and_not_fetched_
     assert "ota" not in doc["state"].get("desired", {})
     assert [r["path"] for r in server.requests()].count("/broken.bundle") == 1
     assert matches(flash, release["old"]) == []
+    # Back to the version it replaced, and only by this rollback: the counter stays the
+    # broken bundle's, so no older bundle can follow it.
+    state = json.loads((flash / "ota" / "state.json").read_text())
+    assert state["counter"] == json.loads(ota.split(broken.read_bytes())[0])["counter"]
     assert len(result.named("play", boot=result.boots)) == 1
 
 

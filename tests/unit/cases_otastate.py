@@ -115,3 +115,45 @@ def test_a_bad_bundle_is_refused_for_good():
     assert state["done"] == "k1" and "later" not in state and "fetch" not in state
     assert state["report"]["reason"] == "bad_signature"
     assert st.later({"later": "garbage"}, "k1") == (0, 0)
+
+
+# -- no downgrades: the bundle counter -----------------------------------------------
+
+def _manifest(version, counter):
+    manifest = {"version": version}
+    if counter is not None:
+        manifest["counter"] = counter
+    return manifest
+
+
+def test_a_board_without_a_counter_takes_any_counted_bundle_but_none_without():
+    assert st.stale({}, _manifest("0.2.0", 1)) is None
+    assert st.stale({"version": "0.1.0"}, _manifest("0.2.0", 1796256000)) is None
+    # A bundle built before the rule is as old as bundles get.
+    assert st.stale({}, _manifest("0.0.9", None)) == "no_counter"
+
+
+def test_applying_keeps_the_highest_counter_and_the_version_that_brought_it():
+    state = st.applied({"version": "0.1.0"}, "0.2.0", "0.1.0", "k1", 500)
+    assert state["counter"] == 500 and state["counter_v"] == "0.2.0"
+    # An apply without a counter (a journal of an older firmware) lowers nothing.
+    assert st.applied(state, "0.3.0", "0.2.0", "k2")["counter"] == 500
+    assert st.applied(state, "0.3.0", "0.2.0", "k2", 400)["counter"] == 500
+
+
+def test_an_older_signed_bundle_is_refused_as_a_downgrade():
+    state = st.applied({"version": "0.1.0"}, "0.2.0", "0.1.0", "k1", 500)
+    assert st.stale(state, _manifest("0.1.0", 499)) == "downgrade"
+    assert st.stale(state, _manifest("0.3.0", 499)) == "downgrade"  # a name is no counter
+    assert st.stale(state, _manifest("0.1.5", 500)) == "downgrade"  # another bundle, same counter
+    assert st.stale(state, _manifest("0.2.0", 500)) is None  # the very bundle, again
+    # A deliberate rollback is a new bundle of the old version, with a higher counter.
+    assert st.stale(state, _manifest("0.1.0", 501)) is None
+
+
+def test_the_rollback_of_a_failed_trial_keeps_the_counter():
+    state = st.applied({"version": "0.1.0"}, "0.2.0", "0.1.0", "k1", 500)
+    back = st.rolled_back(state, "0.2.0", "0.1.0", "unhealthy")
+    assert back["version"] == "0.1.0" and back["counter"] == 500
+    # The version it went back to cannot be pushed again as an old bundle.
+    assert st.stale(back, _manifest("0.1.0", 300)) == "downgrade"
