@@ -207,6 +207,9 @@ def _login_commands(sub) -> None:
     p.add_argument("--region", help="with --thing: AWS region")
     p.add_argument("--wait-timeout", type=float, default=60, metavar="S",
                    help="with --thing: seconds to wait for the device")
+    p.add_argument("--replace", action="store_true", help="with --thing: replace the "
+                   "device's token even if it claims to be newer (e.g. one dated in the "
+                   "future, which refuses every genuine push)")
     p.set_defaults(func=cmd_spotify_login)
 
 
