@@ -103,12 +103,12 @@ class App:
             return
         await self._connect(secrets)
         self.boot_utc = self.last_heartbeat = self.board.utc()
-        roots = tls.load_ca_dir("ca")
+        roots, iot_roots, self.cert_expiry = _certs()
         ctx = tls.context(roots)
-        self.cert_expiry = _cert_expiry()
+        roots = None
         if self.health.safe:
             log.event("safe_mode", crashes=self.health.crashes)
-            self.cloud.start(secrets, roots)
+            self.cloud.start(secrets, iot_roots)
             return
         api = https.Client(secrets.get("spotify_api_url", API_URL), ctx)
         accounts = https.Client(secrets.get("spotify_accounts_url", ACCOUNTS_URL), ctx)
@@ -123,7 +123,7 @@ class App:
         self.player = Player(self.spotify)
         # Token and speaker id now, so the motion path needs neither.
         await self._spotify_call(self._warm_up)
-        self.cloud.start(secrets, roots)
+        self.cloud.start(secrets, iot_roots)
         if self.cloud.link is None:
             self.health.healthy()  # no shadow link to wait for
 
@@ -326,12 +326,13 @@ class App:
         await asyncio.gather(self.control(), self.worker())
 
 
-def _cert_expiry():
-    """(notAfter, path) of the certificate that expires first; its reader is dropped."""
+def _certs():
+    """(Spotify's roots, AWS IoT's roots, (notAfter, path) of the certificate that
+    expires first); the reader is dropped."""
     import certs
 
     try:
-        return certs.earliest_expiry(certs.files())
+        return certs.roots("spotify"), certs.roots("iot"), certs.earliest_expiry(certs.files())
     finally:
         rare.drop("certs", "core.x509")
 

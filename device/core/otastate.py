@@ -143,10 +143,13 @@ def calm(state):
 
 def refused_path(paths):
     """The first path an update may not replace, or None. Updates bring firmware
-    modules and CA roots, never the owner's files (secrets, token, config)."""
+    modules and CA roots in their trust lists (ca/spotify|iot|ota/*.der, see certs.py),
+    never the owner's files (secrets, token, config)."""
     for path in paths:
         code = path.endswith(".py") or path.endswith(".mpy")
-        if not (code or (path.startswith("ca/") and path.endswith(".der"))):
+        parts = path.split("/")
+        root = len(parts) == 3 and parts[0] == "ca" and parts[1] in ("spotify", "iot", "ota")
+        if not (code or root and path.endswith(".der")):
             return path
         if path.startswith("ota/staged/") or path.startswith("ota/previous/"):
             return path

@@ -3,16 +3,18 @@
 # imported: the download, TLS and the verifier then share a heap that holds nothing
 # else. Beside the app and the shadow link they would not fit a stock ESP32.
 #
-# The bundle streams over verified TLS straight into ota.bundle.Stager (1 KB at a time,
-# checked against the request's size and sha256 and the signing key), is read back and
-# checked again, and the boot ends in a reset: into the swap (ota.apply) when a bundle
-# is staged, else back into the app, which reports the outcome kept in state.json. The
-# download stops as soon as someone walks in, so the app can play their music.
+# The bundle streams over TLS, verified with the roots of the OTA trust list (certs.py),
+# straight into ota.bundle.Stager (1 KB at a time, checked against the request's size
+# and sha256 and the signing key), is read back and checked again, and the boot ends
+# in a reset: into the swap (ota.apply) when a bundle is staged, else back into the
+# app, which reports the outcome kept in state.json. The download stops as soon as
+# someone walks in, so the app can play their music.
 import asyncio
 import random
 
 from micropython import const
 
+import certs
 import log
 import store
 from core import backoff, otastate
@@ -80,7 +82,7 @@ async def _fetch(board, request):
     except OSError:
         return "network"
     base, target = _split(request["url"])
-    client = https.Client(base, tls.context(tls.load_ca_dir("ca")), timeout_ms=TIMEOUT_MS)
+    client = https.Client(base, tls.context(certs.roots("ota")), timeout_ms=TIMEOUT_MS)
     stager = bundle.Stager(pubkey, ota_state.STAGED, request["size"], request["sha256"])
     checkpoint = getattr(board, "checkpoint", None)  # the simulator's power cuts
 

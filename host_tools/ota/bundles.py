@@ -162,7 +162,8 @@ def pack(files: list, version: str, private_key: ec.EllipticCurvePrivateKey,
 def build(source_dir: Path, version: str, key_path: Path, out: Path,
           ca_dir: Path | None = None, counter: int | None = None) -> dict:
     """Compile the firmware under source_dir, sign it, write the bundle to out. With
-    ca_dir, its *.der roots replace the device's CA roots (ca/) when the bundle applies.
+    ca_dir, its trust lists (spotify/, iot/, ota/ of *.der roots, laid out as certs/)
+    replace the device's (ca/) when the bundle applies.
 
     Returns what the shadow's desired.ota needs besides the URL."""
     private_key = load_private_key(key_path)
@@ -185,10 +186,31 @@ def build(source_dir: Path, version: str, key_path: Path, out: Path,
     }
 
 
+TRUST_LISTS = ("spotify", "iot", "ota")  # device/certs.py: one list per use
+
+
 def ca_roots(ca_dir: Path) -> dict[str, bytes]:
-    """ca/NAME.der -> bytes for every root in ca_dir, each checked to be a DER CA certificate."""
+    """ca/LIST/NAME.der -> bytes for every root in ca_dir/LIST/ (LIST: spotify, iot, ota),
+    each checked to be a DER CA certificate. Spotify's and AWS IoT's lists are needed:
+    the bundle replaces the device's whole ca/."""
+    loose = sorted(p.name for p in ca_dir.glob("*.der"))
+    if loose:
+        raise SpottyError("%s: %s outside a trust list; put each root in %s/spotify/, "
+                          "%s/iot/ or %s/ota/ (as in certs/)" % (
+                              ca_dir, ", ".join(loose), ca_dir, ca_dir, ca_dir))
     roots = {}
-    for path in sorted(ca_dir.glob("*.der")):
+    for use in TRUST_LISTS:
+        found = _list_roots(ca_dir / use, "ca/%s/" % use)
+        if not found and use != "ota":
+            raise SpottyError("no *.der CA roots in %s: the device would trust no %s server"
+                              % (ca_dir / use, "Spotify" if use == "spotify" else "AWS IoT"))
+        roots.update(found)
+    return roots
+
+
+def _list_roots(folder: Path, prefix: str) -> dict[str, bytes]:
+    roots = {}
+    for path in sorted(folder.glob("*.der")):
         data = path.read_bytes()
         try:
             with warnings.catch_warnings():  # Starfield's root has serial 0: legal in 2009
@@ -199,9 +221,7 @@ def ca_roots(ca_dir: Path) -> dict[str, bytes]:
             raise SpottyError("%s is not a DER CA certificate: %s" % (path, e)) from e
         if not is_ca:
             raise SpottyError("%s is not a CA certificate" % path)
-        roots["ca/" + path.name] = data
-    if not roots:
-        raise SpottyError("no *.der CA roots in %s" % ca_dir)
+        roots[prefix + path.name] = data
     return roots
 
 

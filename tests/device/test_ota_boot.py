@@ -78,19 +78,19 @@ def test_swap_moves_aside_twins_old_modules_and_old_roots(tmp_path, signing):
     flash = flash_dir(tmp_path)
     old = {"app.py": "old app source", "util.mpy": "old util", "gone.mpy": "old only",
            "stray.mpy": "not ours", "main.py": "main", "secrets.json": "{}",
-           "ca/a.der": "old a", "ca/b.der": "old b"}
+           "ca/spotify/a.der": "old a", "ca/iot/b.der": "old b", "ca/flat.der": "before lists"}
     lay_out(flash, old)
     lay_out(flash, {"ota/installed.json": json.dumps(["app.py", "util.mpy", "gone.mpy"]),
                        "ota/state.json": json.dumps({"version": "1.0"})})
-    stage(flash, signing, {"app.mpy": "new app", "util.mpy": "new util",
-                              "main.py": "new main", "ca/a.der": "new a", "ca/c.der": "new c"})
+    stage(flash, signing, {"app.mpy": "new app", "util.mpy": "new util", "main.py": "new main",
+                           "ca/spotify/a.der": "new a", "ca/ota/c.der": "new c"})
     assert boot(flash) == "reset"
     assert tree(flash) == {"app.mpy": "new app", "util.mpy": "new util", "stray.mpy": "not ours",
-                              "main.py": "main", "secrets.json": "{}", "ca/a.der": "new a",
-                              "ca/c.der": "new c"}
+                              "main.py": "main", "secrets.json": "{}",
+                              "ca/spotify/a.der": "new a", "ca/ota/c.der": "new c"}
     assert tree(flash / "ota" / "previous") == {
         "app.py": "old app source", "util.mpy": "old util", "gone.mpy": "old only",
-        "ca/a.der": "old a", "ca/b.der": "old b"}
+        "ca/spotify/a.der": "old a", "ca/iot/b.der": "old b", "ca/flat.der": "before lists"}
     got = state(flash)
     assert got["version"] == "2.0" and got["previous"] == "1.0" and got["trial"] is True
     assert not (flash / "ota" / "staged").exists()

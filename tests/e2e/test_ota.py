@@ -71,7 +71,7 @@ def run_device(mock, target, server, release, tmp_path, events, until, on_event=
     flash = tmp_path / "flash"
     flash.mkdir(exist_ok=True)
     scenario = sim.validate_scenario({"config": CONFIG, "events": events, "until": until})
-    laid = {"ota/pub.bin": release["pub"], "ca/ota.der": server.ca_der}
+    laid = {"ota/pub.bin": release["pub"], "ca/ota/serve.der": server.ca_der}
     laid.update(files or {})
     result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
                      iot=target, install_firmware=True, files=laid, on_event=on_event,
@@ -117,10 +117,11 @@ def short_lived_ca(days):
 def test_a_good_update_is_downloaded_staged_applied_and_reported(
         mock, thing, server, release, tmp_path):
     target, shadow, watcher = thing
-    # The new version also brings its own CA roots: they replace ca/ as a whole.
+    # The new version also brings its own CA roots, in their lists: they replace ca/ as
+    # a whole.
     extra_der, extra_expiry = short_lived_ca(10)
-    roots = [("ca/extra.der", extra_der), ("ca/iot.der", target.ca_der),
-             ("ca/ota.der", server.ca_der), ("ca/spotify.der", mock.ca.cert_der)]
+    roots = [("ca/iot/local.der", target.ca_der), ("ca/ota/serve.der", server.ca_der),
+             ("ca/spotify/extra.der", extra_der), ("ca/spotify/mock.der", mock.ca.cert_der)]
     bundle = release["www"] / "with-roots.bundle"
     build(bundle, release["new"] + roots, NEW, release["key"])
 
@@ -143,9 +144,9 @@ def test_a_good_update_is_downloaded_staged_applied_and_reported(
     assert "ota" not in doc["state"].get("desired", {})  # done with: no delta left
     # The new version runs whole, on its own roots, and plays music.
     assert matches(flash, release["new"]) == []
-    assert sorted(p.name for p in (flash / "ca").iterdir()) == [
-        "extra.der", "iot.der", "ota.der", "spotify.der"]
-    assert status["cert_earliest"] == "ca/extra.der"
+    assert sorted(p.relative_to(flash).as_posix() for p in (flash / "ca").rglob("*.der")) == [
+        path for path, _ in roots]
+    assert status["cert_earliest"] == "ca/spotify/extra.der"
     assert status["cert_not_after"] == extra_expiry
     assert len(result.named("play", boot=4)) == 1
     assert len(api_calls(mock, "PUT", "/v1/me/player/pause")) == 1

@@ -69,9 +69,12 @@ def test_applying_twice_gives_the_same_state():
 
 
 def test_updates_replace_code_and_ca_roots_only():
-    assert st.refused_path(["app.mpy", "main.py", "core/x.mpy", "ca/root.der"]) is None
-    for bad in ("secrets.json", "token.json", "ca/root.pem", "ota/pub.bin",
-                "ota/previous/app.mpy", "ota/staged/x.py"):
+    assert st.refused_path(["app.mpy", "main.py", "core/x.mpy", "ca/spotify/root.der",
+                            "ca/iot/a.der", "ca/ota/b.der"]) is None
+    # Roots go into one trust list each: none for all uses, none in a list of its own.
+    for bad in ("secrets.json", "token.json", "ca/spotify/root.pem", "ota/pub.bin",
+                "ota/previous/app.mpy", "ota/staged/x.py", "ca/root.der", "ca/web/a.der",
+                "ca/ota/x/a.der"):
         assert st.refused_path(["app.mpy", bad]) == bad
 
 
