@@ -53,7 +53,17 @@ def cmd_ota_status(args) -> int:
     print("last update:      %s %s%s" % (
         reported.get("version", "-"), reported.get("status", ""),
         " (%s)" % reported["reason"] if reported.get("reason") else ""))
+    hint = _HINTS.get(reported.get("reason"))
+    if hint:
+        print(hint)
     return 0
+
+
+_HINTS = {
+    "downgrade": "the device has applied a bundle with a higher counter: to go back on purpose, "
+                 "build this version again (`spotty ota build` gives it a new, higher counter)",
+    "no_counter": "the bundle was built before bundles had a counter: build it again",
+}
 
 
 def cmd_ota_serve(args) -> int:

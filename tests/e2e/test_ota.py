@@ -17,6 +17,7 @@ from needs import needs_mosquitto
 from otakit import OLD, ShadowWatcher, build, compiled, digest, matches, variant
 
 from conftest import api_calls, iot_target
+from host_tools import cli
 from host_tools.aws.iot_local import IotLocal
 from host_tools.aws.shadow_client import ShadowClient
 from host_tools.ota import bundles as ota
@@ -288,7 +289,7 @@ def test_bad_updates_are_refused_with_reasons_and_the_old_version_keeps_playing(
 
 
 def test_an_older_bundle_signed_with_the_right_key_is_refused_as_a_downgrade(
-        mock, thing, server, release, tmp_path):
+        mock, thing, server, release, tmp_path, capsys):
     """Whoever can set desired.ota (the owner, or a leaked device key: the policy lets a
     thing update its own shadow) cannot roll a board back to an older signed build."""
     target, shadow, watcher = thing
@@ -312,6 +313,12 @@ def test_an_older_bundle_signed_with_the_right_key_is_refused_as_a_downgrade(
     assert matches(flash, release["old"]) == [] and not (flash / "ota" / "staged").exists()
     state = json.loads((flash / "ota" / "state.json").read_text())
     assert state["counter"] == 2000
+    capsys.readouterr()
+    assert cli.main(["ota", "status", "--thing", target.thing, "--endpoint-url",
+                     target.endpoint_url]) == 0
+    out = capsys.readouterr().out
+    assert "last update:      0.2.0 refused (downgrade)" in out
+    assert "build this version again" in out
 
 
 def test_an_update_that_crashes_at_boot_is_rolled_back_reported_and_not_fetched_again(
