@@ -43,9 +43,9 @@ def saved_refresh_token(args) -> tuple[str | None, int | None]:
 def cmd_spotify_login(args) -> int:
     path = token_file(args)
     client_id = args.client_id or _saved_client_id(path)
-    if (args.endpoint_url or args.replace) and not args.thing:
-        raise UsageError("--endpoint-url and --replace are for the token push: they go with "
-                         "--thing")
+    for given, option in ((args.endpoint_url, "--endpoint-url"), (args.replace, "--replace")):
+        if given and not args.thing:
+            raise UsageError("%s is for the token push: it goes with --thing" % option)
     if args.thing and not args.endpoint_url:
         args.endpoint_url = os.environ.get(ENDPOINT_ENV) or None
     # Made before the browser step, so a missing AWS setup fails before the login.
