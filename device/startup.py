@@ -41,13 +41,12 @@ async def run(app):
         return None
     await _connect(app, secrets)
     app.boot_utc = app.last_heartbeat = app.board.utc()
-    roots = tls.load_ca_dir("ca")
+    roots, iot_roots, app.cert_expiry = _certs()
     ctx = tls.context(roots)
     # The link's context first thing: its 1.7 KB in one piece are found before the
     # Spotify warm-up has cut the heap into smaller holes.
-    link_ctx = _link_context(app, secrets, roots)
-    roots = None
-    app.cert_expiry = _cert_expiry()
+    link_ctx = _link_context(app, secrets, iot_roots)
+    roots = iot_roots = None
     if app.health.safe:
         log.event("safe_mode", crashes=app.health.crashes)
         return secrets, link_ctx
@@ -89,12 +88,13 @@ async def _warm_up(app, now):
         log.event("warning", warning="device_asleep", device=wanted)
 
 
-def _cert_expiry():
-    """(notAfter, path) of the certificate that expires first; its reader is dropped."""
+def _certs():
+    """(Spotify's roots, AWS IoT's roots, (notAfter, path) of the certificate that
+    expires first); the reader is dropped."""
     import certs
 
     try:
-        return certs.earliest_expiry(certs.files())
+        return certs.roots("spotify"), certs.roots("iot"), certs.earliest_expiry(certs.files())
     finally:
         rare.drop("certs", "core.x509")
 

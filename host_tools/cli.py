@@ -177,6 +177,9 @@ def _provision_command(sub) -> None:
                    "ms (firmware default 200)")
     _file(p.add_argument("--ota-pubkey", metavar="FILE",
                          help="ota_pub.bin from `spotty ota keygen`"))
+    _file(p.add_argument("--ota-ca", metavar="FILE", action="append",
+                         help="a CA root (PEM or DER) trusted for update downloads only; "
+                         "repeat for more (default: none, Spotify's roots serve)"))
     p.add_argument("--new-certificate", action="store_true",
                    help="create a new device certificate even if one is kept")
     p.add_argument("--certs-dir", metavar="DIR", help="host copies of device keys (default: "
@@ -207,6 +210,9 @@ def _login_commands(sub) -> None:
     p.add_argument("--region", help="with --thing: AWS region")
     p.add_argument("--wait-timeout", type=float, default=60, metavar="S",
                    help="with --thing: seconds to wait for the device")
+    p.add_argument("--replace", action="store_true", help="with --thing: replace the "
+                   "device's token even if it claims to be newer (e.g. one dated in the "
+                   "future, which refuses every genuine push)")
     p.set_defaults(func=cmd_spotify_login)
 
 
@@ -286,8 +292,12 @@ def _ota_commands(p) -> None:
     q.add_argument("--out", required=True, metavar="BUNDLE.spota", help="the bundle to write")
     q.add_argument("--source", metavar="DIR", help="firmware tree (default: device/ in this "
                    "checkout)").complete = shtab.DIRECTORY
-    q.add_argument("--ca", metavar="DIR", help="also replace the device's CA roots with "
-                   "DIR/*.der").complete = shtab.DIRECTORY
+    q.add_argument("--ca", metavar="DIR", help="also replace the device's trust lists with "
+                   "DIR/spotify/*.der, DIR/iot/*.der and DIR/ota/*.der (e.g. certs/)"
+                   ).complete = shtab.DIRECTORY
+    q.add_argument("--counter", type=int, metavar="N", help="the anti-downgrade counter: "
+                   "a device takes only a bundle whose counter is above the one it runs "
+                   "(default: the Unix time now)")
     q.set_defaults(func=cmd_ota_build)
 
     q = command(sub, "show", "a bundle's manifest; with --pub, verify it as a device does",
@@ -320,7 +330,8 @@ def _ota_commands(p) -> None:
                    "this machine only; e.g. 0.0.0.0 for boards on your network")
     q.add_argument("--port", type=int, default=8443, help="port to listen on")
     q.add_argument("--ca-dir", default=".sim/ota-server",
-                   help="its CA is kept here; put ca.der on the device to trust it")
+                   help="its CA is kept here; put ca.der in the board's OTA trust list "
+                   "(spotty provision --ota-ca DIR/ca.der)")
     q.set_defaults(func=cmd_ota_serve)
 
 

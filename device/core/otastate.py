@@ -8,6 +8,8 @@
 #    "fetch": {"request", "key", "attempt", "running"},  a download for the next boot
 #    "later": {"key", "attempt", "wait_ms"},   a download to try again after a wait
 #    "done": "<job key>",      the last request finished for good: never tried again
+#    "counter": 1796256000, "counter_v": "0.2.0",  the highest bundle counter applied,
+#                              and the version that brought it (see stale)
 #    "report": {...}}          reported.ota, kept across reboots
 #
 # Each function returns a new dict (or None when nothing changes), so the caller
@@ -66,11 +68,31 @@ def fetched(state, job, reason, wait_ms):
     return refused(state, version, reason, key, running)
 
 
-def applied(state, version, previous, key):
+def stale(state, manifest):
+    """Why a signed bundle may not be applied ("no_counter", "downgrade"), or None. Its
+    counter must be above the highest applied so far, or equal to it for the very
+    version that brought it: an old bundle, though signed, cannot roll a board back.
+    The rollback of a failed trial restores ota/previous and never comes here."""
+    counter = manifest.get("counter")
+    if counter is None:
+        return "no_counter"  # built before the rule: as old as bundles get
+    top = state.get("counter")
+    if type(top) is int and (counter < top or counter == top
+                             and manifest.get("version") != state.get("counter_v")):
+        return "downgrade"
+    return None
+
+
+def applied(state, version, previous, key, counter=None):
     """The staged files are in place: the new version is on trial. (Explicit values,
-    not read from state, so that committing twice after a power cut gives the same.)"""
-    return _with(state, version=version, previous=previous, trial=True, boots=0, crashes=0,
-                 pending=None, done=key, report=report(version, "applied", previous=previous))
+    not read from state, so that committing twice after a power cut gives the same.)
+    A rollback later keeps the counter: only a newer bundle goes past it."""
+    new = _with(state, version=version, previous=previous, trial=True, boots=0, crashes=0,
+                pending=None, done=key, report=report(version, "applied", previous=previous))
+    if type(counter) is int and counter >= _count(state, "counter"):
+        new["counter"] = counter
+        new["counter_v"] = version
+    return new
 
 
 def refused(state, version, reason, key=None, running=None):
@@ -107,10 +129,13 @@ def calm(state):
 
 def refused_path(paths):
     """The first path an update may not replace, or None. Updates bring firmware
-    modules and CA roots, never the owner's files (secrets, token, config)."""
+    modules and CA roots in their trust lists (ca/spotify|iot|ota/*.der, see certs.py),
+    never the owner's files (secrets, token, config)."""
     for path in paths:
         code = path.endswith(".py") or path.endswith(".mpy")
-        if not (code or (path.startswith("ca/") and path.endswith(".der"))):
+        parts = path.split("/")
+        root = len(parts) == 3 and parts[0] == "ca" and parts[1] in ("spotify", "iot", "ota")
+        if not (code or root and path.endswith(".der")):
             return path
         if path.startswith("ota/staged/") or path.startswith("ota/previous/"):
             return path

@@ -1,6 +1,6 @@
 # TLS contexts that always verify the server (MicroPython defaults to CERT_NONE).
-# Certificates and keys are DER: this port's mbedTLS build rejects PEM.
-import os
+# Certificates and keys are DER: this port's mbedTLS build rejects PEM. The roots
+# come from certs.roots, one list per use.
 import ssl
 
 
@@ -14,12 +14,3 @@ def context(ca_ders, cert_der=None, key_der=None):
     if cert_der is not None:
         ctx.load_cert_chain(cert_der, key_der)
     return ctx
-
-
-def load_ca_dir(path="ca"):
-    roots = []
-    for name in sorted(os.listdir(path)):
-        if name.endswith(".der"):
-            with open(path + "/" + name, "rb") as f:
-                roots.append(f.read())
-    return roots

@@ -80,6 +80,9 @@ def _apply_staged(state, hook):
         bad = otastate.refused_path(paths)
         if bad:
             raise bundle.OtaError("bad_path", bad)
+        stale = otastate.stale(state, manifest)
+        if stale:
+            raise bundle.OtaError(stale)
     except (OSError, bundle.OtaError) as e:
         reason = getattr(e, "reason", "no_public_key")
         log.event("ota_refused", reason=reason, detail=getattr(e, "detail", ""))
@@ -90,7 +93,8 @@ def _apply_staged(state, hook):
     hook("apply:verified")
     replaced, retired = _plan(paths)
     journal = {"op": "apply", "phase": "clear", "tries": 0, "version": manifest["version"],
-               "from": state.get("version"), "key": pending.get("key"),
+               "counter": manifest.get("counter"), "from": state.get("version"),
+               "key": pending.get("key"),
                "files": paths, "replaced": replaced, "retired": retired}
     log.event("ota_apply", version=manifest["version"], files=len(paths))
     _apply(journal, hook)
@@ -143,7 +147,8 @@ def _apply(journal, hook):
         _each(journal, "retired", lambda path: _move(path, PREVIOUS + "/" + path), hook)
     _enter(journal, "commit", hook)
     store.save_json(INSTALLED, journal["files"])
-    update("applied", journal["version"], journal["from"], journal["key"])
+    update("applied", journal["version"], journal["from"], journal["key"],
+           journal.get("counter"))
     remove_tree(STAGED)
     _remove(JOURNAL)
     log.event("ota_applied", version=journal["version"])

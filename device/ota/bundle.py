@@ -4,11 +4,13 @@
 #   0       8  MAGIC
 #   8       4  L: manifest length, 1..MANIFEST_MAX
 #   12      L  manifest, UTF-8 JSON:
-#              {"format": 1, "version": "0.2.0",
+#              {"format": 1, "version": "0.2.0", "counter": 1796256000,
 #               "files": [{"path": "app.mpy", "size": N, "sha256": "<hex>"}, ...]}
 #   12+L   64  ECDSA P-256 signature r || s over sha256(manifest)
 #   76+L  ...  the files' contents, concatenated in manifest order; nothing after
 #
+# "counter" only ever grows from one bundle to the next (core.otastate.stale): a
+# device refuses a bundle whose counter is below the highest it has applied.
 # The signature is checked before anything touches flash, so an unsigned or
 # wrongly signed bundle is refused even if every hash in it matches. Each file
 # is then hashed as it is written. manifest.json gets its name last (it is
@@ -35,6 +37,7 @@ _MANIFEST_TEMP = "manifest.json.tmp"
 _PATH_MAX = const(96)
 _PATH_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
 _VERSION_MAX = const(32)
+COUNTER_MAX = 0xFFFFFFFF
 _CHUNK = const(1024)
 
 _HEAD = const(0)
@@ -70,6 +73,9 @@ def check_manifest(manifest):
     version = manifest.get("version")
     if not isinstance(version, str) or not 0 < len(version) <= _VERSION_MAX:
         raise OtaError("bad_manifest", "version")
+    counter = manifest.get("counter")  # absent in bundles older than the rule: refused later
+    if counter is not None and (type(counter) is not int or not 0 < counter <= COUNTER_MAX):
+        raise OtaError("bad_manifest", "counter")
     files = manifest.get("files")
     if not isinstance(files, list) or not files:
         raise OtaError("bad_manifest", "no files")

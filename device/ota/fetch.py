@@ -3,16 +3,18 @@
 # imported: the download, TLS and the verifier then share a heap that holds nothing
 # else. Beside the app and the shadow link they would not fit a stock ESP32.
 #
-# The bundle streams over verified TLS straight into ota.bundle.Stager (1 KB at a time,
-# checked against the request's size and sha256 and the signing key), is read back and
-# checked again, and the boot ends in a reset: into the swap (ota.apply) when a bundle
-# is staged, else back into the app, which reports the outcome kept in state.json. The
-# download stops as soon as someone walks in, so the app can play their music.
+# The bundle streams over TLS, verified with the roots of the OTA trust list (certs.py),
+# straight into ota.bundle.Stager (1 KB at a time, checked against the request's size
+# and sha256 and the signing key), is read back and checked again, and the boot ends
+# in a reset: into the swap (ota.apply) when a bundle is staged, else back into the
+# app, which reports the outcome kept in state.json. The download stops as soon as
+# someone walks in, so the app can play their music.
 import asyncio
 import random
 
 from micropython import const
 
+import certs
 import log
 import store
 from core import backoff, otastate
@@ -45,7 +47,7 @@ def run(board, state):
         log.event("ota_fetch", version=request["version"], attempt=job["attempt"])
         reason = asyncio.run(_fetch(board, request))
         if reason is None:
-            reason = _verify(request["version"])
+            reason = _verify(request["version"], state)
         state = ota_state.save(otastate.fetched(state, job, reason, _wait_ms(job)))
         later = state.get("later")
         if reason is None:
@@ -80,7 +82,7 @@ async def _fetch(board, request):
     except OSError:
         return "network"
     base, target = _split(request["url"])
-    client = https.Client(base, tls.context(tls.load_ca_dir("ca")), timeout_ms=TIMEOUT_MS)
+    client = https.Client(base, tls.context(certs.roots("ota")), timeout_ms=TIMEOUT_MS)
     stager = bundle.Stager(pubkey, ota_state.STAGED, request["size"], request["sha256"])
     checkpoint = getattr(board, "checkpoint", None)  # the simulator's power cuts
 
@@ -116,8 +118,9 @@ async def _fetch(board, request):
         client.close()
 
 
-def _verify(version):
-    """Read the staged bundle back from flash and check it again; a reason or None."""
+def _verify(version, state):
+    """Read the staged bundle back from flash and check it again, and its counter
+    against the highest applied (no downgrade); a reason or None."""
     from ota import bundle
 
     try:
@@ -128,6 +131,9 @@ def _verify(version):
             raise bundle.OtaError("bad_path", bad)
         if manifest["version"] != version:
             raise bundle.OtaError("version_mismatch", manifest["version"])
+        stale = otastate.stale(state, manifest)
+        if stale:
+            raise bundle.OtaError(stale)
         return None
     except (OSError, bundle.OtaError) as e:
         remove_tree(ota_state.STAGED)

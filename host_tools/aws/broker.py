@@ -84,6 +84,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# What the CA may vouch for (name constraints): the broker's own names, and the shadow
+# service's identity, a client certificate whose CN OpenSSL reads as a host name (it has
+# a dot); a thing's CN has none, so name constraints leave things alone.
+CA_NAMES = pki.LOCAL_NAMES + (SERVICE_IDENTITY,)
+
+
 def load_ca(directory: Path) -> pki.CertificateAuthority | None:
     """The CA a broker keeps in its state directory, unless missing or about to expire."""
     cert_path, key_path = directory / "ca.pem", directory / "ca.key.pem"
@@ -93,8 +99,10 @@ def load_ca(directory: Path) -> pki.CertificateAuthority | None:
     key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     now = datetime.datetime.now(datetime.timezone.utc)
     fresh = cert.not_valid_after_utc > now + _CA_MARGIN
-    return pki.CertificateAuthority(cert, key) if fresh and isinstance(
-        key, ec.EllipticCurvePrivateKey) else None
+    if not fresh or not isinstance(key, ec.EllipticCurvePrivateKey):
+        return None
+    ca = pki.CertificateAuthority(cert, key)
+    return ca if ca.permits(CA_NAMES) else None  # one made before name constraints
 
 
 class Broker:
@@ -127,7 +135,7 @@ class Broker:
         kept = load_ca(self.dir)
         if kept is not None:
             return kept
-        ca = pki.CertificateAuthority.create("SpottyPottySense local IoT CA")
+        ca = pki.CertificateAuthority.create("SpottyPottySense local IoT CA", CA_NAMES)
         ca.write(self.dir, "ca")
         return ca
 

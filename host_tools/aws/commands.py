@@ -107,7 +107,8 @@ def cmd_provision(args) -> int:
         for note in notes:
             print(note)
     ota_key = read_bytes(args.ota_pubkey) if args.ota_pubkey else None
-    prov.optional_files(config, _hardware(args), ota_key)
+    ota_cas = {path: read_bytes(path) for path in args.ota_ca or ()}
+    prov.optional_files(config, _hardware(args), ota_key, ota_cas)
     refresh_token, issued_at = saved_refresh_token(args)
     port = board_port(args)
     password = _wifi_password(args.wifi_ssid)
@@ -125,6 +126,7 @@ def cmd_provision(args) -> int:
             initial_config=config,
             hardware=_hardware(args),
             ota_public_key=ota_key,
+            ota_cas=ota_cas,
             certs_dir=Path(args.certs_dir) if args.certs_dir else prov.DEFAULT_CERTS_DIR,
             new_certificate=args.new_certificate,
             out=sys.stdout,

@@ -38,15 +38,17 @@ from .iot_thing import (
 IOT_PORT = 8883  # MicroPython has no ALPN, so not 443
 DEFAULT_CERTS_DIR = REPO / "certs" / "devices"
 
-# Board file name -> subject CN of a root in certifi's bundle.
+# Board file name -> subject CN of a root in certifi's bundle. One trust list per use
+# (device/certs.py): ca/iot for AWS IoT, ca/spotify for Spotify, ca/ota for downloads.
 CA_ROOTS = {
     # AWS IoT's ATS data endpoints.
-    "ca/amazon-root-ca-1.der": "Amazon Root CA 1",
+    "ca/iot/amazon-root-ca-1.der": "Amazon Root CA 1",
     # api.spotify.com and accounts.spotify.com: DigiCert since February 2024; Spotify
     # has since been seen on a GoDaddy/Starfield chain, so both are trusted.
-    "ca/digicert-global-root-g2.der": "DigiCert Global Root G2",
-    "ca/starfield-root-g2.der": "Starfield Root Certificate Authority - G2",
+    "ca/spotify/digicert-global-root-g2.der": "DigiCert Global Root G2",
+    "ca/spotify/starfield-root-g2.der": "Starfield Root Certificate Authority - G2",
 }
+OTA_CA_DIR = "ca/ota/"
 
 CERT_DER = "iot/cert.der"
 KEY_DER = "iot/key.der"
@@ -98,6 +100,28 @@ def check_config(config: dict) -> dict:
 
     accepted, _ = settings.check(config, "initial configuration refused")
     return accepted
+
+
+def ota_ca_files(cas: dict[str, bytes]) -> dict[str, bytes]:
+    """{file name: PEM or DER} -> the OTA trust list's board files (ca/ota/NAME.der), each
+    checked to be a CA certificate."""
+    from ..common.pki import pem_or_der_to_der
+
+    files = {}
+    for name, data in cas.items():
+        try:
+            der = pem_or_der_to_der(data)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cert = x509.load_der_x509_certificate(der)
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (ValueError, x509.ExtensionNotFound):
+            is_ca = False
+        if not is_ca:
+            raise RefusedError("--ota-ca %s: not a CA certificate (PEM or DER)" % name)
+        stem = re.sub(r"[^A-Za-z0-9_-]", "-", Path(name).name.split(".")[0]) or "ota"
+        files[OTA_CA_DIR + stem + ".der"] = der
+    return files
 
 
 def check_ota_key(key: bytes) -> bytes:
@@ -205,6 +229,7 @@ class ProvisionSummary:
     host_dir: Path
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         return [
@@ -215,7 +240,9 @@ class ProvisionSummary:
             "endpoint     %s:%d" % (self.endpoint, IOT_PORT),
             "host copy    %s (key files 0600)" % self.host_dir,
             "on the board %s" % ", ".join(self.written),
-        ] + (["kept         %s" % ", ".join(self.kept)] if self.kept else [])
+        ] + (["kept         %s" % ", ".join(self.kept)] if self.kept else []) + (
+            ["removed      %s (CA roots outside their trust list)" % ", ".join(self.removed)]
+            if self.removed else [])
 
 
 def _token_file(
@@ -265,7 +292,8 @@ def _board_files(
 
 
 def optional_files(
-    initial_config: dict | None, hardware: dict | None, ota_public_key: bytes | None
+    initial_config: dict | None, hardware: dict | None, ota_public_key: bytes | None,
+    ota_cas: dict[str, bytes] | None = None,
 ) -> dict[str, bytes]:
     """The optional files, validated before anything is created anywhere."""
     extra = {"config.json": json.dumps(check_config(initial_config or {})).encode()}
@@ -273,7 +301,17 @@ def optional_files(
         extra["device.json"] = json.dumps(check_hardware(hardware)).encode()
     if ota_public_key is not None:
         extra[OTA_PUBLIC_KEY] = check_ota_key(ota_public_key)
+    extra.update(ota_ca_files(ota_cas or {}))
     return extra
+
+
+def _stale_roots(existing: set[str], files: dict[str, bytes]) -> list[str]:
+    """Roots on the board to remove: the single list of a board provisioned before the
+    lists (ca/*.der, which would vouch for every use), and, when this run brings an OTA
+    list, the OTA roots it does not name."""
+    new_ota = any(p.startswith(OTA_CA_DIR) for p in files)
+    return sorted(p for p in existing if p.startswith("ca/") and p not in files and (
+        p.count("/") == 1 or new_ota and p.startswith(OTA_CA_DIR)))
 
 
 def provision(
@@ -290,6 +328,7 @@ def provision(
     initial_config: dict | None = None,
     hardware: dict | None = None,
     ota_public_key: bytes | None = None,
+    ota_cas: dict[str, bytes] | None = None,
     certs_dir: Path = DEFAULT_CERTS_DIR,
     policy_name: str = POLICY_NAME,
     new_certificate: bool = False,
@@ -311,7 +350,7 @@ def provision(
     check_wifi(wifi_ssid, wifi_password)
     if not spotify_client_id.strip():
         raise SpottyError("a Spotify client id is needed (from developer.spotify.com)")
-    extra = optional_files(initial_config, hardware, ota_public_key)
+    extra = optional_files(initial_config, hardware, ota_public_key, ota_cas)
     roots = ca_roots_der()
     existing = set(transport.list_files())  # also proves the board answers, before AWS work
     if not spotify_refresh_token and "token.json" not in existing:
@@ -343,12 +382,16 @@ def provision(
         roots, device, token, secrets_json(secrets, endpoint, thing), extra, existing, kept
     )
     write_board(transport, files)
-    others = sorted(p for p in existing if p.startswith("ca/") and p not in files)
+    removed = _stale_roots(existing, files)
+    for path in removed:
+        transport.remove(path)
+    others = sorted(p for p in existing if p.startswith("ca/") and p not in files
+                    and p not in removed)
     if others:
         kept.append("other CA roots " + ", ".join(others))
     summary = ProvisionSummary(
         thing, thing_arn, thing_created, device.certificate_id, cert_created,
-        policy_name, policy_status, endpoint, host_dir, list(files), kept,
+        policy_name, policy_status, endpoint, host_dir, list(files), kept, removed,
     )
     if out is not None:
         out.write("\n".join(summary.lines()) + "\n")

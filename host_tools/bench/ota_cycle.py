@@ -78,7 +78,8 @@ class OtaCycleProbe:
         with MockSpotify() as mock:
             result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der),
                              heapsize=heapsize, iot=target, install_firmware=True,
-                             files={"ota/pub.bin": self.pub, "ca/ota.der": self.server.ca_der},
+                             files={"ota/pub.bin": self.pub,
+                                    "ca/ota/serve.der": self.server.ca_der},
                              on_event=on_event, max_reboots=3)
         versions = [e.get("version") for e in result.named("ready")]
         return (versions == [self.old, self.new] and not result.named("crash")

@@ -9,8 +9,8 @@ its globals from one snippet to the next:
    heap after boot; the free heap is what the session has left.
 2. tls: Wi-Fi up and the clock set, as the firmware does, then one TLS handshake each to
    the Spotify API and to the AWS IoT endpoint (port 8883, with the thing's certificate),
-   with the firmware's own contexts (net.tls: CERT_REQUIRED, the roots in ca/). Only the
-   handshake is timed, not DNS nor the TCP connect.
+   with the firmware's own contexts (net.tls: CERT_REQUIRED, each with its own trust list
+   in ca/). Only the handshake is timed, not DNS nor the TCP connect.
 3. session: the firmware's app runs for a bounded window (it is what app.main runs, less
    the watchdog and the restart on a crash) while a sampler collects and reads the live
    heap every 100 ms; the largest reading, less what this snippet's own code takes, is the
@@ -83,6 +83,7 @@ def hw_error(e):  # on one line: mbedTLS' messages may hold line breaks
     return ' '.join(('%s: %s' % (type(e).__name__, e)).split())
 
 def hw_tls():
+    import certs
     from net import https, tls
     secrets, problem = store.load_json('secrets.json', None)
     if secrets is None:
@@ -95,12 +96,9 @@ def hw_tls():
     except OSError as e:
         why = 'skipped: no network or no clock (%s)' % hw_error(e)
         return {'spotify': why, 'aws': why}
-    try:
-        roots = tls.load_ca_dir('ca')
-    except OSError:
-        roots = []
+    roots, iot_roots = certs.roots('spotify'), certs.roots('iot')
     if not roots:
-        why = 'skipped: no CA roots in ca/'
+        why = 'skipped: no CA roots in ca/spotify/'
         return {'spotify': why, 'aws': why}
     out = {}
     ctx = tls.context(roots)
@@ -125,7 +123,9 @@ def hw_tls():
         out['aws'] = 'skipped: no device certificate (iot/cert.der, iot/key.der)'
         return out
     try:
-        out['aws'] = hw_handshake_us(endpoint, port, tls.context(roots, cert, key))
+        if not iot_roots:
+            raise ValueError('no CA roots in ca/iot/')
+        out['aws'] = hw_handshake_us(endpoint, port, tls.context(iot_roots, cert, key))
     except (OSError, ValueError) as e:
         out['aws'] = 'failed: ' + hw_error(e)
     return out

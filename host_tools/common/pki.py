@@ -1,4 +1,5 @@
-"""Throwaway certificate authorities for local stand-ins (mock Spotify, local IoT broker).
+"""Throwaway certificate authorities for local stand-ins (mock Spotify, local IoT broker,
+`spotty ota serve`), each limited by name constraints to the names its server answers to.
 
 Everything is EC P-256: small, fast to handshake, and accepted by MicroPython's mbedTLS.
 The device only accepts DER, so every certificate is available in both encodings.
@@ -15,6 +16,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=30)
+LOCAL_NAMES = ("localhost", "127.0.0.1")
+
+
+def _subtree(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_network(name))  # one address: a /32 or /128
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def server_names(host: str) -> tuple[str, ...]:
+    """The names a local server listening on host answers to: this machine's, and host
+    itself when it is a particular address (e.g. the LAN address a board connects to)."""
+    if host in LOCAL_NAMES or host in ("", "0.0.0.0", "::"):
+        return LOCAL_NAMES
+    return LOCAL_NAMES + (host,)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -77,11 +94,21 @@ class Issued:
 
 class CertificateAuthority(Issued):
     @classmethod
-    def create(cls, common_name: str) -> "CertificateAuthority":
+    def create(cls, common_name: str, names=LOCAL_NAMES) -> "CertificateAuthority":
+        """A CA that may vouch only for the server names (DNS names, IP addresses) in
+        names: X.509 name constraints, so that one made for a local server is no use
+        for accounts.spotify.com to anyone who checks them (OpenSSL, browsers). They
+        are not marked critical: MicroPython's mbedTLS refuses to load a root with a
+        critical name constraint (and checks none); there, one trust list per use keeps
+        such a CA to its use (device/certs.py). Client certificates name a thing in
+        their CN only, which DNS name constraints leave alone."""
         key = ec.generate_private_key(ec.SECP256R1())
+        constraints = x509.NameConstraints(
+            permitted_subtrees=[_subtree(n) for n in names], excluded_subtrees=None)
         cert = (
             _builder(common_name, _name(common_name), key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(constraints, critical=False)
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True, key_cert_sign=True, crl_sign=True,
@@ -94,7 +121,17 @@ class CertificateAuthority(Issued):
         )
         return cls(cert, key)
 
-    def issue_server(self, hostnames=("localhost", "127.0.0.1")) -> Issued:
+    def permits(self, names) -> bool:
+        """Whether this CA's name constraints allow every one of names (False when it
+        has none: a CA made before they were added vouches for anything)."""
+        try:
+            ext = self.cert.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            return False
+        allowed = set(ext.permitted_subtrees or ())
+        return ext.excluded_subtrees is None and all(_subtree(n) in allowed for n in names)
+
+    def issue_server(self, hostnames=LOCAL_NAMES) -> Issued:
         """A TLS server certificate for the given DNS names and IP addresses."""
         sans = []
         for host in hostnames:

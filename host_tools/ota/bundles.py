@@ -7,6 +7,7 @@ so the host writes exactly what the device's streaming verifier reads. The files
 
 import hashlib
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -114,10 +115,17 @@ def signature_valid(public_key: bytes, message: bytes, signature: bytes) -> bool
 
 # --- bundles ----------------------------------------------------------------------------
 
-def manifest_for(files: list, version: str) -> dict:
+def default_counter() -> int:
+    """The counter of a bundle built now: the Unix time in seconds. It grows with every
+    build as long as the signing machine's clock does; --counter overrides it."""
+    return int(time.time())
+
+
+def manifest_for(files: list, version: str, counter: int | None = None) -> dict:
     return {
         "format": _format().FORMAT,
         "version": version,
+        "counter": default_counter() if counter is None else counter,
         "files": [
             {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             for path, data in files
@@ -130,11 +138,14 @@ def encode(manifest_bytes: bytes, signature: bytes, contents: list) -> bytes:
     return _format().header(manifest_bytes) + manifest_bytes + signature + b"".join(contents)
 
 
-def pack(files: list, version: str, private_key: ec.EllipticCurvePrivateKey) -> bytes:
-    """A signed bundle of [(path, content)]."""
+def pack(files: list, version: str, private_key: ec.EllipticCurvePrivateKey,
+         counter: int | None = None) -> bytes:
+    """A signed bundle of [(path, content)]; counter: see default_counter."""
     _check_version(version)
+    if counter is not None:
+        check_counter(counter)
     fmt = _format()
-    manifest = manifest_for(files, version)
+    manifest = manifest_for(files, version, counter)
     try:
         fmt.check_manifest(manifest)
     except fmt.OtaError as e:
@@ -149,16 +160,17 @@ def pack(files: list, version: str, private_key: ec.EllipticCurvePrivateKey) -> 
 
 
 def build(source_dir: Path, version: str, key_path: Path, out: Path,
-          ca_dir: Path | None = None) -> dict:
+          ca_dir: Path | None = None, counter: int | None = None) -> dict:
     """Compile the firmware under source_dir, sign it, write the bundle to out. With
-    ca_dir, its *.der roots replace the device's CA roots (ca/) when the bundle applies.
+    ca_dir, its trust lists (spotify/, iot/, ota/ of *.der roots, laid out as certs/)
+    replace the device's (ca/) when the bundle applies.
 
     Returns what the shadow's desired.ota needs besides the URL."""
     private_key = load_private_key(key_path)
     files = compile_firmware(source_dir)
     if ca_dir is not None:
         files.update(ca_roots(Path(ca_dir)))
-    data = pack(sorted(files.items()), version, private_key)
+    data = pack(sorted(files.items()), version, private_key, counter)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = out.with_name(out.name + ".tmp")
@@ -167,16 +179,38 @@ def build(source_dir: Path, version: str, key_path: Path, out: Path,
     manifest = read_manifest(out)
     return {
         "version": version,
+        "counter": manifest["counter"],
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
         "files": manifest["files"],
     }
 
 
+TRUST_LISTS = ("spotify", "iot", "ota")  # device/certs.py: one list per use
+
+
 def ca_roots(ca_dir: Path) -> dict[str, bytes]:
-    """ca/NAME.der -> bytes for every root in ca_dir, each checked to be a DER CA certificate."""
+    """ca/LIST/NAME.der -> bytes for every root in ca_dir/LIST/ (LIST: spotify, iot, ota),
+    each checked to be a DER CA certificate. Spotify's and AWS IoT's lists are needed:
+    the bundle replaces the device's whole ca/."""
+    loose = sorted(p.name for p in ca_dir.glob("*.der"))
+    if loose:
+        raise SpottyError("%s: %s outside a trust list; put each root in %s/spotify/, "
+                          "%s/iot/ or %s/ota/ (as in certs/)" % (
+                              ca_dir, ", ".join(loose), ca_dir, ca_dir, ca_dir))
     roots = {}
-    for path in sorted(ca_dir.glob("*.der")):
+    for use in TRUST_LISTS:
+        found = _list_roots(ca_dir / use, "ca/%s/" % use)
+        if not found and use != "ota":
+            raise SpottyError("no *.der CA roots in %s: the device would trust no %s server"
+                              % (ca_dir / use, "Spotify" if use == "spotify" else "AWS IoT"))
+        roots.update(found)
+    return roots
+
+
+def _list_roots(folder: Path, prefix: str) -> dict[str, bytes]:
+    roots = {}
+    for path in sorted(folder.glob("*.der")):
         data = path.read_bytes()
         try:
             with warnings.catch_warnings():  # Starfield's root has serial 0: legal in 2009
@@ -187,9 +221,7 @@ def ca_roots(ca_dir: Path) -> dict[str, bytes]:
             raise SpottyError("%s is not a DER CA certificate: %s" % (path, e)) from e
         if not is_ca:
             raise SpottyError("%s is not a CA certificate" % path)
-        roots["ca/" + path.name] = data
-    if not roots:
-        raise SpottyError("no *.der CA roots in %s" % ca_dir)
+        roots[prefix + path.name] = data
     return roots
 
 
@@ -241,6 +273,14 @@ def _check_contents(manifest: dict, contents: bytes) -> None:
         offset += entry["size"]
     if offset != len(contents):
         raise SpottyError("OTA bundle: %d bytes after the last file" % (len(contents) - offset))
+
+
+def check_counter(counter: int) -> int:
+    top = _format().COUNTER_MAX
+    if isinstance(counter, bool) or not isinstance(counter, int) or not 0 < counter <= top:
+        raise RefusedError("bad counter %r: a whole number 1..%d, above the last bundle's"
+                           % (counter, top))
+    return counter
 
 
 def _check_version(version: str) -> None:

@@ -24,9 +24,10 @@ def cmd_ota_build(args) -> int:
 
     source = Path(args.source) if args.source else DEVICE_DIR
     info = ota.build(source, args.version, Path(args.key), Path(args.out),
-                     Path(args.ca) if args.ca else None)
-    print("%s: version %s, %d files, %d bytes, sha256 %s" % (
-        args.out, info["version"], len(info["files"]), info["size"], info["sha256"]))
+                     Path(args.ca) if args.ca else None, args.counter)
+    print("%s: version %s, counter %d, %d files, %d bytes, sha256 %s" % (
+        args.out, info["version"], info["counter"], len(info["files"]), info["size"],
+        info["sha256"]))
     return 0
 
 
@@ -52,7 +53,17 @@ def cmd_ota_status(args) -> int:
     print("last update:      %s %s%s" % (
         reported.get("version", "-"), reported.get("status", ""),
         " (%s)" % reported["reason"] if reported.get("reason") else ""))
+    hint = _HINTS.get(reported.get("reason"))
+    if hint:
+        print(hint)
     return 0
+
+
+_HINTS = {
+    "downgrade": "the device has applied a bundle with a higher counter: to go back on purpose, "
+                 "build this version again (`spotty ota build` gives it a new, higher counter)",
+    "no_counter": "the bundle was built before bundles had a counter: build it again",
+}
 
 
 def cmd_ota_serve(args) -> int:
@@ -79,8 +90,11 @@ def cmd_ota_show(args) -> int:
     from . import bundles as ota
 
     manifest = ota.read_manifest(Path(args.bundle), Path(args.pub) if args.pub else None)
-    print("version %s (format %d), %d files:" % (
-        manifest["version"], manifest["format"], len(manifest["files"])))
+    counter = manifest.get("counter")
+    print("version %s (format %d), counter %s, %d files:" % (
+        manifest["version"], manifest["format"],
+        counter if counter is not None else "none (devices refuse it: no_counter)",
+        len(manifest["files"])))
     for entry in manifest["files"]:
         print("  %8d  %s  %s" % (entry["size"], entry["sha256"][:16], entry["path"]))
     if args.pub:

@@ -1,8 +1,9 @@
 """Serve firmware bundles from a directory over HTTPS, for tests and `spotty ota serve`.
 
 The certificate comes from a throwaway CA (host_tools.common.pki) unless one is given; a
-device downloads only from a server whose CA is among its roots (ca/*.der), so
-that CA's DER must be on the board (`ca_der`). Only OTA bundles directly in the
+device downloads only from a server whose CA is in its OTA trust list (ca/ota/*.der),
+so that CA's DER must be there (`ca_der`); the CA may vouch for this server's names
+only (name constraints). Only OTA bundles directly in the
 directory are served (files that begin with the bundle magic: never a key, whatever
 lands in the folder later), GET and HEAD only, and a folder that holds a private key is
 refused at start (keyplace.py). For tests, `cut_after(name, n)` makes the
@@ -27,6 +28,7 @@ from ..common import pki
 from ..common.serving import serve_in_thread
 from .keyplace import check_servable, open_bundle
 
+CA_NAME = "SpottyPottySense OTA CA"
 _CHUNK = 16384
 NOT_SERVED = b"not found: this server hands out OTA bundles only\n"
 _HANDSHAKE_TIMEOUT_S = 10
@@ -38,7 +40,8 @@ class OtaServer:
         self.directory = Path(directory).resolve()
         self.host = host
         self.port = port
-        self.ca = ca or pki.CertificateAuthority.create("SpottyPottySense OTA CA")
+        self.names = pki.server_names(host)
+        self.ca = ca or pki.CertificateAuthority.create(CA_NAME, self.names)
         self.url = ""
         self._cuts: dict[str, int] = {}
         self._rates: dict[str, float] = {}
@@ -65,10 +68,7 @@ class OtaServer:
         check_servable(self.directory)
         self._tmp = tempfile.mkdtemp(prefix="ota-server-")
         try:
-            names = ["localhost", "127.0.0.1"]
-            if self.host not in names + ["", "0.0.0.0"]:
-                names.append(self.host)  # a LAN address a real board connects to
-            self.ca.issue_server(tuple(names)).write(Path(self._tmp), "server")
+            self.ca.issue_server(self.names).write(Path(self._tmp), "server")
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(Path(self._tmp) / "server.pem",
                                     Path(self._tmp) / "server.key.pem")
@@ -223,7 +223,7 @@ def serve(directory: Path, host: str, port: int, ca_dir: Path | None,
     CA is kept there (ca.pem, ca.key.pem, ca.der) so devices keep trusting restarts."""
     ca = None
     if ca_dir is not None:
-        ca = _load_or_create_ca(Path(ca_dir))
+        ca = _load_or_create_ca(Path(ca_dir), pki.server_names(host))
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -239,7 +239,9 @@ def serve(directory: Path, host: str, port: int, ca_dir: Path | None,
             pass
 
 
-def _load_or_create_ca(directory: Path) -> pki.CertificateAuthority:
+def _load_or_create_ca(directory: Path, names: tuple[str, ...]) -> pki.CertificateAuthority:
+    """The CA kept in directory, if it is limited to exactly these names; else a new one
+    (then the board needs its new ca.der in ca/ota/)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -249,7 +251,9 @@ def _load_or_create_ca(directory: Path) -> pki.CertificateAuthority:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), None)
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            return pki.CertificateAuthority(cert, key)
-    ca = pki.CertificateAuthority.create("SpottyPottySense OTA CA")
+            kept = pki.CertificateAuthority(cert, key)
+            if kept.permits(names):
+                return kept
+    ca = pki.CertificateAuthority.create(CA_NAME, names)
     ca.write(directory, "ca")
     return ca

@@ -151,8 +151,11 @@ def _checked_event(event) -> dict:
 def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
                   iot: IotTarget | None = None) -> None:
     """Lay out the device's flash as provisioning would, plus the scenario for the sim board."""
-    (flash / "ca").mkdir(parents=True, exist_ok=True)
-    (flash / "ca" / "spotify.der").write_bytes(target.ca_der)
+    # One trust list per use (device/certs.py): the mock's CA for Spotify only.
+    for legacy in (flash / "ca").glob("*.der"):  # a flash kept from before the lists
+        legacy.unlink()
+    (flash / "ca" / "spotify").mkdir(parents=True, exist_ok=True)
+    (flash / "ca" / "spotify" / "mock.der").write_bytes(target.ca_der)
     secrets = {
         "wifi_ssid": "sim-wifi",
         "wifi_password": "sim-password",
@@ -164,7 +167,8 @@ def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
         secrets["spotify_client_secret"] = target.client_secret
     if iot:
         secrets.update(thing_name=iot.thing, iot_endpoint=iot.host, iot_port=iot.port)
-        (flash / "ca" / "iot.der").write_bytes(iot.ca_der)
+        (flash / "ca" / "iot").mkdir(exist_ok=True)
+        (flash / "ca" / "iot" / "local.der").write_bytes(iot.ca_der)
         (flash / "iot").mkdir(exist_ok=True)
         (flash / "iot" / "cert.der").write_bytes(iot.cert_der)
         (flash / "iot" / "key.der").write_bytes(iot.key_der)

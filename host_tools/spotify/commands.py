@@ -43,8 +43,9 @@ def saved_refresh_token(args) -> tuple[str | None, int | None]:
 def cmd_spotify_login(args) -> int:
     path = token_file(args)
     client_id = args.client_id or _saved_client_id(path)
-    if args.endpoint_url and not args.thing:
-        raise UsageError("--endpoint-url is for the token push: it goes with --thing")
+    for given, option in ((args.endpoint_url, "--endpoint-url"), (args.replace, "--replace")):
+        if given and not args.thing:
+            raise UsageError("%s is for the token push: it goes with --thing" % option)
     if args.thing and not args.endpoint_url:
         args.endpoint_url = os.environ.get(ENDPOINT_ENV) or None
     # Made before the browser step, so a missing AWS setup fails before the login.
@@ -58,7 +59,7 @@ def cmd_spotify_login(args) -> int:
     print("Spotify login saved in %s (readable by you only)" % path)
     if shadow is None:
         return 0
-    spotify_login.push_token(shadow.publish, args.thing, token)
+    spotify_login.push_token(shadow.publish, args.thing, token, args.replace)
     print("token sent to %s; waiting up to %d s for it to confirm..." % (
         args.thing, args.wait_timeout))
     spotify_login.wait_for_device(shadow.get, args.thing, token.issued_at, args.wait_timeout)

@@ -350,16 +350,22 @@ def login(
 # -- handing a new token to a running device ------------------------------------------
 
 
-def token_message(token: SpotifyToken) -> bytes:
-    return json.dumps({"refresh_token": token.refresh_token,
-                       "issued_at": token.issued_at}).encode()
+def token_message(token: SpotifyToken, replace: bool = False) -> bytes:
+    """replace: the device takes it even if the token it holds claims to be newer (one
+    dated in the future would otherwise block every genuine push)."""
+    message: dict[str, object] = {"refresh_token": token.refresh_token,
+                                  "issued_at": token.issued_at}
+    if replace:
+        message["replace"] = True
+    return json.dumps(message).encode()
 
 
-def push_token(publish: Callable[..., object], thing: str, token: SpotifyToken) -> None:
+def push_token(publish: Callable[..., object], thing: str, token: SpotifyToken,
+               replace: bool = False) -> None:
     """Publish the token once to the device's own topic: QoS 1, not retained, so no
     later subscriber and no shadow reader ever sees it."""
     try:
-        publish(TOKEN_TOPIC % thing, token_message(token), qos=1)
+        publish(TOKEN_TOPIC % thing, token_message(token, replace), qos=1)
     except SpottyError as e:
         raise SpottyError("cannot send the token to %s: %s" % (thing, e)) from e
 
@@ -382,6 +388,7 @@ def wait_for_device(
             raise DeviceOffline(
                 "%s has not confirmed the new token within %d s: it is probably offline "
                 "(or refused the token). Run `spotty spotify-login --thing %s` again while "
-                "the device is online (check with `spotty config get --thing %s`)"
+                "the device is online (check with `spotty config get --thing %s`); if it "
+                "refused it as older than the token it holds, add --replace"
                 % (thing, timeout_s, thing, thing))
         sleep(poll_s)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..common.errors import SpottyError
-from ..common.pki import CertificateAuthority
+from ..common.pki import CertificateAuthority, server_names
 from ..common.serving import serve_in_thread
 from .mock_accounts import MockAccounts
 from .mock_http import MockServer, Reply, Request, api_error
@@ -92,7 +92,8 @@ class MockSpotify:
         self.host = host
         self.port = port
         self.url = ""
-        self.ca = CertificateAuthority.create("SpottyPottySense mock Spotify CA")
+        self.ca = CertificateAuthority.create("SpottyPottySense mock Spotify CA",
+                                              server_names(host))
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._log: list[dict] = []
@@ -139,10 +140,7 @@ class MockSpotify:
             self._tmp = None
 
     def _tls_context(self, directory: Path) -> ssl.SSLContext:
-        names = ["localhost", "127.0.0.1"]
-        if self.host not in names + ["", "0.0.0.0"]:
-            names.append(self.host)  # e.g. a LAN address a real board connects to
-        self.ca.issue_server(tuple(names)).write(directory, "server")
+        self.ca.issue_server(server_names(self.host)).write(directory, "server")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(directory / "server.pem", directory / "server.key.pem")
         return context

@@ -34,9 +34,9 @@ def lay_out(flash, files):
         (flash / rel).write_bytes(data if isinstance(data, bytes) else data.encode())
 
 
-def stage(flash, signing, files, version="2.0"):
+def stage(flash, signing, files, version="2.0", counter=None):
     key, pub = signing
-    data = ota.pack(sorted((k, v.encode()) for k, v in files.items()), version, key)
+    data = ota.pack(sorted((k, v.encode()) for k, v in files.items()), version, key, counter)
     manifest_bytes, signature, contents = ota.split(data)
     offset = 0
     for entry in json.loads(manifest_bytes)["files"]:
@@ -78,19 +78,19 @@ def test_swap_moves_aside_twins_old_modules_and_old_roots(tmp_path, signing):
     flash = flash_dir(tmp_path)
     old = {"app.py": "old app source", "util.mpy": "old util", "gone.mpy": "old only",
            "stray.mpy": "not ours", "main.py": "main", "secrets.json": "{}",
-           "ca/a.der": "old a", "ca/b.der": "old b"}
+           "ca/spotify/a.der": "old a", "ca/iot/b.der": "old b", "ca/flat.der": "before lists"}
     lay_out(flash, old)
     lay_out(flash, {"ota/installed.json": json.dumps(["app.py", "util.mpy", "gone.mpy"]),
                        "ota/state.json": json.dumps({"version": "1.0"})})
-    stage(flash, signing, {"app.mpy": "new app", "util.mpy": "new util",
-                              "main.py": "new main", "ca/a.der": "new a", "ca/c.der": "new c"})
+    stage(flash, signing, {"app.mpy": "new app", "util.mpy": "new util", "main.py": "new main",
+                           "ca/spotify/a.der": "new a", "ca/ota/c.der": "new c"})
     assert boot(flash) == "reset"
     assert tree(flash) == {"app.mpy": "new app", "util.mpy": "new util", "stray.mpy": "not ours",
-                              "main.py": "main", "secrets.json": "{}", "ca/a.der": "new a",
-                              "ca/c.der": "new c"}
+                              "main.py": "main", "secrets.json": "{}",
+                              "ca/spotify/a.der": "new a", "ca/ota/c.der": "new c"}
     assert tree(flash / "ota" / "previous") == {
         "app.py": "old app source", "util.mpy": "old util", "gone.mpy": "old only",
-        "ca/a.der": "old a", "ca/b.der": "old b"}
+        "ca/spotify/a.der": "old a", "ca/iot/b.der": "old b", "ca/flat.der": "before lists"}
     got = state(flash)
     assert got["version"] == "2.0" and got["previous"] == "1.0" and got["trial"] is True
     assert not (flash / "ota" / "staged").exists()
@@ -118,6 +118,26 @@ def test_a_bundle_that_would_touch_the_owners_files_is_refused(tmp_path, signing
     assert got["report"] == {"version": "2.0", "status": "refused", "reason": "bad_path",
                              "previous": "1.0"}
     assert got["done"] == "k9" and "pending" not in got
+
+
+def test_a_swap_keeps_the_counter_and_an_older_bundle_is_refused_at_boot(tmp_path, signing):
+    flash = flash_dir(tmp_path)
+    lay_out(flash, {"app.mpy": "1.0", "ota/state.json": json.dumps({"version": "1.0"})})
+    stage(flash, signing, {"app.mpy": "2.0"}, "2.0", counter=200)
+    assert boot(flash) == "reset"
+    got = state(flash)
+    assert got["version"] == "2.0" and got["counter"] == 200 and got["counter_v"] == "2.0"
+    # An older bundle, signed all the same (e.g. pushed with a leaked device key), staged:
+    # refused at the swap, and the newer version goes on running.
+    lay_out(flash, {"ota/state.json": json.dumps(dict(
+        got, trial=False, pending={"version": "1.5", "key": "k7"}))})
+    stage(flash, signing, {"app.mpy": "1.5"}, "1.5", counter=150)
+    assert "mode': 'normal'" in boot(flash)
+    assert tree(flash) == {"app.mpy": "2.0"}
+    got = state(flash)
+    assert got["report"] == {"version": "1.5", "status": "refused", "reason": "downgrade",
+                             "previous": "2.0"}
+    assert got["counter"] == 200 and got["done"] == "k7"
 
 
 def test_an_unreadable_journal_puts_the_saved_files_back(tmp_path):

@@ -315,6 +315,10 @@ def bundle_cases(key, other):
         "not_json": (forge(key, FILES, manifest=b"{not json"), {"chunk": 7}),
         "format_2": (forge(key, FILES, manifest=dict(
             ota.manifest_for(FILES, "0.2.0"), format=2)), {"chunk": 7}),
+        "counter_text": (forge(key, FILES, manifest=dict(
+            ota.manifest_for(FILES, "0.2.0"), counter="9")), {"chunk": 7}),
+        "counter_zero": (forge(key, FILES, manifest=dict(
+            ota.manifest_for(FILES, "0.2.0"), counter=0)), {"chunk": 7}),
         "negative_size": (forge(key, FILES, manifest={"format": 1, "version": "1", "files": [
             {"path": "a.py", "size": -1, "sha256": "0" * 64}]}), {"chunk": 7}),
         "duplicate_path": (forge(key, [("a.py", b"1"), ("a.py", b"1")]), {"chunk": 7}),
@@ -397,6 +401,8 @@ REFUSED = {
     "empty": "truncated",
     "not_json": "bad_manifest",
     "format_2": "bad_manifest",
+    "counter_text": "bad_manifest",
+    "counter_zero": "bad_manifest",
     "negative_size": "bad_manifest",
     "duplicate_path": "bad_path",
     "file_and_dir": "bad_path",

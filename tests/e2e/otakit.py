@@ -36,8 +36,8 @@ def compiled(source: Path) -> list:
     return sorted(deploy.compile_firmware(source).items())
 
 
-def build(out: Path, files: list, version: str, key_path: Path) -> bytes:
-    data = ota.pack(files, version, ota.load_private_key(key_path))
+def build(out: Path, files: list, version: str, key_path: Path, counter=None) -> bytes:
+    data = ota.pack(files, version, ota.load_private_key(key_path), counter)
     out.write_bytes(data)
     return data
 

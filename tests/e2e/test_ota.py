@@ -17,6 +17,7 @@ from needs import needs_mosquitto
 from otakit import OLD, ShadowWatcher, build, compiled, digest, matches, variant
 
 from conftest import api_calls, iot_target
+from host_tools import cli
 from host_tools.aws.iot_local import IotLocal
 from host_tools.aws.shadow_client import ShadowClient
 from host_tools.ota import bundles as ota
@@ -71,7 +72,7 @@ def run_device(mock, target, server, release, tmp_path, events, until, on_event=
     flash = tmp_path / "flash"
     flash.mkdir(exist_ok=True)
     scenario = sim.validate_scenario({"config": CONFIG, "events": events, "until": until})
-    laid = {"ota/pub.bin": release["pub"], "ca/ota.der": server.ca_der}
+    laid = {"ota/pub.bin": release["pub"], "ca/ota/serve.der": server.ca_der}
     laid.update(files or {})
     result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
                      iot=target, install_firmware=True, files=laid, on_event=on_event,
@@ -117,10 +118,11 @@ def short_lived_ca(days):
 def test_a_good_update_is_downloaded_staged_applied_and_reported(
         mock, thing, server, release, tmp_path):
     target, shadow, watcher = thing
-    # The new version also brings its own CA roots: they replace ca/ as a whole.
+    # The new version also brings its own CA roots, in their lists: they replace ca/ as
+    # a whole.
     extra_der, extra_expiry = short_lived_ca(10)
-    roots = [("ca/extra.der", extra_der), ("ca/iot.der", target.ca_der),
-             ("ca/ota.der", server.ca_der), ("ca/spotify.der", mock.ca.cert_der)]
+    roots = [("ca/iot/local.der", target.ca_der), ("ca/ota/serve.der", server.ca_der),
+             ("ca/spotify/extra.der", extra_der), ("ca/spotify/mock.der", mock.ca.cert_der)]
     bundle = release["www"] / "with-roots.bundle"
     build(bundle, release["new"] + roots, NEW, release["key"])
 
@@ -143,9 +145,9 @@ def test_a_good_update_is_downloaded_staged_applied_and_reported(
     assert "ota" not in doc["state"].get("desired", {})  # done with: no delta left
     # The new version runs whole, on its own roots, and plays music.
     assert matches(flash, release["new"]) == []
-    assert sorted(p.name for p in (flash / "ca").iterdir()) == [
-        "extra.der", "iot.der", "ota.der", "spotify.der"]
-    assert status["cert_earliest"] == "ca/extra.der"
+    assert sorted(p.relative_to(flash).as_posix() for p in (flash / "ca").rglob("*.der")) == [
+        path for path, _ in roots]
+    assert status["cert_earliest"] == "ca/spotify/extra.der"
     assert status["cert_not_after"] == extra_expiry
     assert len(result.named("play", boot=4)) == 1
     assert len(api_calls(mock, "PUT", "/v1/me/player/pause")) == 1
@@ -286,6 +288,39 @@ def test_bad_updates_are_refused_with_reasons_and_the_old_version_keeps_playing(
     assert doc["state"]["reported"]["ota"]["status"] == "refused"
 
 
+def test_an_older_bundle_signed_with_the_right_key_is_refused_as_a_downgrade(
+        mock, thing, server, release, tmp_path, capsys):
+    """Whoever can set desired.ota (the owner, or a leaked device key: the policy lets a
+    thing update its own shadow) cannot roll a board back to an older signed build."""
+    target, shadow, watcher = thing
+    older = release["www"] / "older.bundle"
+    build(older, release["new"], NEW, release["key"], counter=1000)
+    # The board has applied a bundle with counter 2000 before (its version was OLD).
+    earlier = {"version": OLD, "counter": 2000, "counter_v": OLD}
+
+    def push():
+        ota_push.push(target.thing, server.url_for(older.name), older, target.endpoint_url)
+
+    result, flash = run_device(mock, target, server, release, tmp_path, [], 4.0,
+                               on_event=when("shadow_up", push),
+                               files={"ota/state.json": json.dumps(earlier).encode()})
+
+    [refused] = result.named("ota_refused")
+    assert refused["reason"] == "downgrade" and refused["boot"] == 2  # after the download
+    assert [e["version"] for e in result.named("ready")] == [OLD, OLD]
+    assert shadow.get()["state"]["reported"]["ota"] == {
+        "version": NEW, "status": "refused", "reason": "downgrade", "previous": OLD}
+    assert matches(flash, release["old"]) == [] and not (flash / "ota" / "staged").exists()
+    state = json.loads((flash / "ota" / "state.json").read_text())
+    assert state["counter"] == 2000
+    capsys.readouterr()
+    assert cli.main(["ota", "status", "--thing", target.thing, "--endpoint-url",
+                     target.endpoint_url]) == 0
+    out = capsys.readouterr().out
+    assert "last update:      0.2.0 refused (downgrade)" in out
+    assert "build this version again" in out
+
+
 def test_an_update_that_crashes_at_boot_is_rolled_back_reported_and_not_fetched_again(
         mock, thing, server, release, tmp_path):
     target, shadow, watcher = thing
@@ -312,6 +347,10 @@ def test_an_update_that_crashes_at_boot_is_rolled_back_reported_and_not_fetched_
     assert "ota" not in doc["state"].get("desired", {})
     assert [r["path"] for r in server.requests()].count("/broken.bundle") == 1
     assert matches(flash, release["old"]) == []
+    # Back to the version it replaced, and only by this rollback: the counter stays the
+    # broken bundle's, so no older bundle can follow it.
+    state = json.loads((flash / "ota" / "state.json").read_text())
+    assert state["counter"] == json.loads(ota.split(broken.read_bytes())[0])["counter"]
     assert len(result.named("play", boot=result.boots)) == 1
 
 

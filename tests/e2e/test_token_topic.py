@@ -88,7 +88,7 @@ def test_a_pushed_token_is_stored_reported_and_ends_the_reauth_state(mock, iot, 
 
     assert [e["error"] for e in result.named("error")][:1] == ["needs_reauth"]
     assert [e["reason"] for e in result.named("token_refused")] == [
-        "not JSON", "older than the stored token"]
+        "not JSON", "older than the stored token (push it with replace)"]
     [received] = result.named("token_received")
     assert received["issued_at"] == clock + 60
     assert json.loads((flash / "token.json").read_text()) == {
@@ -102,6 +102,51 @@ def test_a_pushed_token_is_stored_reported_and_ends_the_reauth_state(mock, iot, 
         ShadowClient(thing, iot.endpoint_url).get())
     for secret in (NEW_TOKEN, "older-one", "evil"):
         assert secret not in shown
+
+
+def test_a_token_from_the_future_blocks_genuine_pushes_until_one_says_replace(
+        mock, iot, tmp_path):
+    """The attack: a push dated ten years ahead, taken while the clock was unset (by
+    a firmware without the cap), makes every genuine push "older". A push with
+    replace (`spotty spotify-login --thing ... --replace`) takes its place."""
+    thing = "tok-future"
+    target = iot_target(iot, thing, tmp_path / "keys")
+    clock = sim.parse_clock(CLOCK)
+    future = clock + 10 * 365 * 86400
+    stored = {"refresh_token": "planted", "issued_at": future}
+    mock.accept_refresh_token(NEW_TOKEN)
+
+    def push():
+        host = ShadowClient(thing, iot.endpoint_url)
+        genuine = sl.SpotifyToken(NEW_TOKEN, clock + 60, "c", "")
+        sl.push_token(host.publish, thing, genuine)
+        sl.push_token(host.publish, thing, sl.SpotifyToken("later", future + 1, "c", ""))
+        sl.push_token(host.publish, thing, genuine, replace=True)
+        sl.wait_for_device(host.get, thing, clock + 60, 10, poll_s=0.2)
+
+    def observe(event):
+        if event["ev"] == "shadow_up" and not observe.started:
+            observe.started = True
+            threading.Thread(target=push, daemon=True).start()
+
+    observe.started = False
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    scenario = sim.validate_scenario({"clock": CLOCK, "until": 3.0, "events": [],
+                                      "config": {"spotify_device": "Bathroom"}})
+    result = sim.run(scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der), flash=flash,
+                     iot=target, on_event=observe,
+                     files={"token.json": json.dumps(stored).encode()})
+    assert result.returncode == 0, "\n".join(result.console[-30:])
+
+    assert [e["reason"] for e in result.named("token_refused")] == [
+        "older than the stored token (push it with replace)", "issued_at: in the future"]
+    [received] = result.named("token_received")
+    assert received["issued_at"] == clock + 60
+    assert json.loads((flash / "token.json").read_text()) == {
+        "refresh_token": NEW_TOKEN, "issued_at": clock + 60}
+    status = ShadowClient(thing, iot.endpoint_url).get()["state"]["reported"]["status"]
+    assert status["token_issued_at"] == clock + 60 and "token_refused" not in status
 
 
 def test_a_token_pushed_while_the_link_gives_way_to_a_spotify_call_arrives_after_it(

@@ -7,6 +7,7 @@ Spotify is the mock with a scripted browser.
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -316,6 +317,8 @@ def test_spotify_login_needs_a_client_id_and_endpoint_url_needs_thing(capsys, mo
     code, _, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID,
                          "--endpoint-url", "http://127.0.0.1:1")
     assert code == 2 and "goes with --thing" in err
+    code, _, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID, "--replace")
+    assert code == 2 and "--replace is for the token push: it goes with --thing" in err
 
 
 @needs_mosquitto
@@ -373,11 +376,13 @@ def test_ota_keygen_build_and_show(capsys, firmware, tmp_path):
     bundle = tmp_path / "fw-1.2.0.spota"
     code, out, _ = run(capsys, "ota", "build", "--version", "1.2.0", "--key",
                        str(keys / "ota_key.pem"), "--out", str(bundle), "--source", str(firmware))
-    assert code == 0 and out.startswith("%s: version 1.2.0, 2 files" % bundle)
+    assert code == 0 and re.match(r"%s: version 1\.2\.0, counter \d{10}, 2 files" % re.escape(
+        str(bundle)), out)
 
     code, out, _ = run(capsys, "ota", "show", str(bundle), "--pub", str(keys / "ota_pub.bin"))
     assert code == 0
-    assert out.splitlines()[0] == "version 1.2.0 (format 1), 2 files:"
+    counter = ota.read_manifest(bundle)["counter"]
+    assert out.splitlines()[0] == "version 1.2.0 (format 1), counter %d, 2 files:" % counter
     assert out.splitlines()[1].endswith("  app.mpy") and out.splitlines()[2].endswith("  main.py")
     assert out.splitlines()[-1].startswith("signature and contents: valid")
     code, out, _ = run(capsys, "ota", "show", str(bundle))

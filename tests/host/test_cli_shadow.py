@@ -2,6 +2,7 @@
 AWS IoT stand-in, with a paho client playing the device where one is needed."""
 
 import json
+import shutil
 import threading
 
 import pytest
@@ -213,7 +214,8 @@ def test_ota_build_with_ca_then_push_and_status(capsys, iot, tmp_path):
                        "--ca", str(REPO / "certs"))
     assert code == 0 and "version 0.9.0" in out
     paths = [f["path"] for f in ota.read_manifest(bundle, pub)["files"]]
-    assert "ca/amazon-root-ca-1.der" in paths and "app.mpy" in paths
+    assert "ca/iot/amazon-root-ca-1.der" in paths and "app.mpy" in paths
+    assert "ca/spotify/digicert-global-root-g2.der" in paths
     code, out, _ = run(capsys, "ota", "push", "--thing", thing, "--endpoint-url",
                        iot.endpoint_url, "--url", "https://example.test/fw.spota",
                        "--bundle", str(bundle), "--pub", str(pub))
@@ -227,9 +229,24 @@ def test_ota_build_with_ca_then_push_and_status(capsys, iot, tmp_path):
 
 def test_ota_build_refuses_a_ca_dir_without_roots(capsys, tmp_path):
     key, _ = ota.keygen(tmp_path / "keys")
-    (tmp_path / "ca").mkdir()
-    (tmp_path / "ca" / "junk.der").write_bytes(b"not a certificate")
-    code, _, err = run(capsys, "ota", "build", "--version", "1.0.0", "--key", str(key),
-                       "--out", str(tmp_path / "b.spota"), "--ca", str(tmp_path / "ca"))
+    ca = tmp_path / "ca"
+    (ca / "spotify").mkdir(parents=True)
+    (ca / "spotify" / "junk.der").write_bytes(b"not a certificate")
+
+    def build():
+        return run(capsys, "ota", "build", "--version", "1.0.0", "--key", str(key),
+                   "--out", str(tmp_path / "b.spota"), "--ca", str(ca))
+
+    code, _, err = build()
     assert code == 1 and "not a DER CA certificate" in err
+    shutil.copy(REPO / "certs" / "spotify" / "digicert-global-root-g2.der", ca / "spotify" /
+                "junk.der")
+    code, _, err = build()
+    assert code == 1 and "no *.der CA roots in %s" % (ca / "iot") in err
+    # A root outside the lists would vouch for every use: refused, with where it goes.
+    (ca / "iot").mkdir()
+    shutil.copy(REPO / "certs" / "iot" / "amazon-root-ca-1.der", ca / "iot")
+    shutil.copy(REPO / "certs" / "iot" / "amazon-root-ca-1.der", ca / "loose.der")
+    code, _, err = build()
+    assert code == 1 and "loose.der outside a trust list" in err
     assert not (tmp_path / "b.spota").exists()

@@ -4,6 +4,7 @@ host_tools.board.deploy's, tested in test_deploy.py)."""
 import hashlib
 import json
 import stat
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -74,9 +75,11 @@ def test_a_module_that_does_not_compile_fails_the_build_by_name(source, keypair,
 def test_build_writes_a_signed_bundle_and_reports_it(source, keypair, tmp_path):
     private_path, public_path = keypair
     out = tmp_path / "out" / "fw-0.2.0.bundle"
+    before = int(time.time())
     info = ota.build(source, "0.2.0", private_path, out)
     data = out.read_bytes()
     assert info["version"] == "0.2.0"
+    assert before <= info["counter"] <= int(time.time())  # by default, the time of the build
     assert info["size"] == len(data)
     assert info["sha256"] == hashlib.sha256(data).hexdigest()
     assert [f["path"] for f in info["files"]] == [
@@ -88,7 +91,8 @@ def test_build_writes_a_signed_bundle_and_reports_it(source, keypair, tmp_path):
     length = int.from_bytes(data[8:12], "big")
     manifest_bytes = data[12:12 + length]
     manifest = json.loads(manifest_bytes)
-    assert manifest == {"format": 1, "version": "0.2.0", "files": info["files"]}
+    assert manifest == {"format": 1, "version": "0.2.0", "counter": info["counter"],
+                        "files": info["files"]}
     assert ota.signature_valid(public_path.read_bytes(), manifest_bytes,
                                data[12 + length:76 + length])
     compiled = deploy.compile_firmware(source)
@@ -132,6 +136,17 @@ def test_build_refuses_bad_versions_and_keys(source, keypair, tmp_path):
     with pytest.raises(SpottyError, match="signing key"):
         ota.build(source, "1.0", tmp_path / "missing.pem", tmp_path / "fw.bundle")
     assert not (tmp_path / "fw.bundle").exists()
+
+
+def test_the_counter_can_be_set_and_must_be_a_positive_whole_number(source, keypair, tmp_path):
+    private_path, _ = keypair
+    out = tmp_path / "fw.bundle"
+    assert ota.build(source, "1.0", private_path, out, counter=7)["counter"] == 7
+    assert ota.read_manifest(out)["counter"] == 7
+    for bad in (0, -1, 2 ** 32, True):
+        with pytest.raises(SpottyError, match="counter"):
+            ota.build(source, "1.0", private_path, tmp_path / "bad.bundle", counter=bad)
+    assert not (tmp_path / "bad.bundle").exists()
 
 
 def test_the_real_firmware_bundle_leaves_out_the_sim_board(keypair, tmp_path):

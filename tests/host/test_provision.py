@@ -11,7 +11,8 @@ from fakeboard import FakeBoard
 from moto import mock_aws
 
 from host_tools.aws import provision as prov
-from host_tools.common.errors import SpottyError
+from host_tools.common import pki
+from host_tools.common.errors import RefusedError, SpottyError
 from host_tools.sim.runtime import micropython_path, run_micropython
 
 REGION = "eu-west-1"
@@ -106,8 +107,9 @@ def test_writes_what_the_firmware_reads(iot, certs):
     board = FakeBoard()
     summary = run(iot, board, certs, initial_config={"spotify_device": "Bathroom"})
     assert set(board.files) == {
-        "ca/amazon-root-ca-1.der", "ca/digicert-global-root-g2.der", "ca/starfield-root-g2.der",
-        "iot/cert.der", "iot/key.der", "config.json", "token.json", "secrets.json",
+        "ca/iot/amazon-root-ca-1.der", "ca/spotify/digicert-global-root-g2.der",
+        "ca/spotify/starfield-root-g2.der", "iot/cert.der", "iot/key.der", "config.json",
+        "token.json", "secrets.json",
     }
     assert board.writes[-1] == "secrets.json"  # last: its presence means "provisioned"
     assert json.loads(board.files["secrets.json"]) == {
@@ -308,15 +310,48 @@ def test_the_board_files_load_into_micropythons_tls(iot, certs, tmp_path):
         (flash / path).parent.mkdir(parents=True, exist_ok=True)
         (flash / path).write_bytes(data)
     script = (
+        "import certs\n"
         "from net import tls\n"
-        "roots = tls.load_ca_dir('ca')\n"
+        "roots = certs.roots('iot')\n"
         "tls.context(roots, open('iot/cert.der', 'rb').read(), open('iot/key.der', 'rb').read())\n"
-        "print('loaded', len(roots))\n"
+        "tls.context(certs.roots('spotify'))\n"
+        "print('loaded', len(roots), len(certs.roots('spotify')), len(certs.roots('ota')))\n"
     )
     result = run_micropython(
         ["-c", script], cwd=flash, capture_output=True, text=True, timeout=60
     )
-    assert result.stdout.strip() == "loaded 3", result.stdout
+    assert result.stdout.strip() == "loaded 1 2 2", result.stdout + result.stderr
+
+
+def _ca_pem(name):
+    return pki.CertificateAuthority.create(name).cert_pem
+
+
+def test_each_root_goes_in_its_list_and_the_single_list_of_old_goes(iot, certs):
+    # A board provisioned before the lists: every root in ca/, trusted for every use.
+    board = FakeBoard({"ca/amazon-root-ca-1.der": b"old", "ca/ota.der": b"serve's CA"})
+    summary = run(iot, board, certs, ota_cas={"ota-ca.pem": _ca_pem("My OTA CA")})
+    assert sorted(p for p in board.files if p.startswith("ca/")) == [
+        "ca/iot/amazon-root-ca-1.der", "ca/ota/ota-ca.der",
+        "ca/spotify/digicert-global-root-g2.der", "ca/spotify/starfield-root-g2.der"]
+    assert summary.removed == ["ca/amazon-root-ca-1.der", "ca/ota.der"]
+    assert "removed      ca/amazon-root-ca-1.der, ca/ota.der" in "\n".join(summary.lines())
+    root = x509.load_der_x509_certificate(board.files["ca/ota/ota-ca.der"])
+    assert root.subject.rfc4514_string() == "CN=My OTA CA"
+    # Again without --ota-ca: the OTA list stays; with another, it replaces the list.
+    assert run(iot, board, certs).removed == [] and "ca/ota/ota-ca.der" in board.files
+    run(iot, board, certs, ota_cas={"new.der": x509.load_pem_x509_certificate(
+        _ca_pem("Next")).public_bytes(serialization.Encoding.DER)})
+    assert [p for p in board.files if p.startswith("ca/ota/")] == ["ca/ota/new.der"]
+
+
+def test_an_ota_ca_that_is_no_ca_is_refused_before_anything(iot, certs, tmp_path):
+    board = FakeBoard()
+    leaf = pki.CertificateAuthority.create("x").issue_server().cert_pem
+    for data in (b"junk", leaf):
+        with pytest.raises(RefusedError, match="--ota-ca server.pem: not a CA certificate"):
+            run(iot, board, certs, ota_cas={"server.pem": data})
+    assert board.files == {}
 
 
 def test_a_policy_with_five_versions_drops_its_oldest_spare_one(iot, certs):

@@ -151,3 +151,9 @@ def test_push_and_wait_for_the_device_to_confirm(iot, tmp_path):
         assert len(device.messages) == 1
     finally:
         device.close()
+
+
+def test_replace_is_sent_only_when_asked():
+    assert json.loads(sl.token_message(TOKEN)) == {
+        "refresh_token": TOKEN.refresh_token, "issued_at": TOKEN.issued_at}
+    assert json.loads(sl.token_message(TOKEN, replace=True))["replace"] is True

@@ -70,9 +70,12 @@ def test_applying_twice_gives_the_same_state():
 
 
 def test_updates_replace_code_and_ca_roots_only():
-    assert st.refused_path(["app.mpy", "main.py", "core/x.mpy", "ca/root.der"]) is None
-    for bad in ("secrets.json", "token.json", "ca/root.pem", "ota/pub.bin",
-                "ota/previous/app.mpy", "ota/staged/x.py"):
+    assert st.refused_path(["app.mpy", "main.py", "core/x.mpy", "ca/spotify/root.der",
+                            "ca/iot/a.der", "ca/ota/b.der"]) is None
+    # Roots go into one trust list each: none for all uses, none in a list of its own.
+    for bad in ("secrets.json", "token.json", "ca/spotify/root.pem", "ota/pub.bin",
+                "ota/previous/app.mpy", "ota/staged/x.py", "ca/root.der", "ca/web/a.der",
+                "ca/ota/x/a.der"):
         assert st.refused_path(["app.mpy", bad]) == bad
 
 
@@ -110,3 +113,45 @@ def test_a_bad_bundle_is_refused_for_good():
     assert state["done"] == "k1" and "later" not in state and "fetch" not in state
     assert state["report"]["reason"] == "bad_signature"
     assert od.later({"later": "garbage"}, "k1") == (0, 0)
+
+
+# -- no downgrades: the bundle counter -----------------------------------------------
+
+def _manifest(version, counter):
+    manifest = {"version": version}
+    if counter is not None:
+        manifest["counter"] = counter
+    return manifest
+
+
+def test_a_board_without_a_counter_takes_any_counted_bundle_but_none_without():
+    assert st.stale({}, _manifest("0.2.0", 1)) is None
+    assert st.stale({"version": "0.1.0"}, _manifest("0.2.0", 1796256000)) is None
+    # A bundle built before the rule is as old as bundles get.
+    assert st.stale({}, _manifest("0.0.9", None)) == "no_counter"
+
+
+def test_applying_keeps_the_highest_counter_and_the_version_that_brought_it():
+    state = st.applied({"version": "0.1.0"}, "0.2.0", "0.1.0", "k1", 500)
+    assert state["counter"] == 500 and state["counter_v"] == "0.2.0"
+    # An apply without a counter (a journal of an older firmware) lowers nothing.
+    assert st.applied(state, "0.3.0", "0.2.0", "k2")["counter"] == 500
+    assert st.applied(state, "0.3.0", "0.2.0", "k2", 400)["counter"] == 500
+
+
+def test_an_older_signed_bundle_is_refused_as_a_downgrade():
+    state = st.applied({"version": "0.1.0"}, "0.2.0", "0.1.0", "k1", 500)
+    assert st.stale(state, _manifest("0.1.0", 499)) == "downgrade"
+    assert st.stale(state, _manifest("0.3.0", 499)) == "downgrade"  # a name is no counter
+    assert st.stale(state, _manifest("0.1.5", 500)) == "downgrade"  # another bundle, same counter
+    assert st.stale(state, _manifest("0.2.0", 500)) is None  # the very bundle, again
+    # A deliberate rollback is a new bundle of the old version, with a higher counter.
+    assert st.stale(state, _manifest("0.1.0", 501)) is None
+
+
+def test_the_rollback_of_a_failed_trial_keeps_the_counter():
+    state = st.applied({"version": "0.1.0"}, "0.2.0", "0.1.0", "k1", 500)
+    back = st.rolled_back(state, "0.2.0", "0.1.0", "unhealthy")
+    assert back["version"] == "0.1.0" and back["counter"] == 500
+    # The version it went back to cannot be pushed again as an old bundle.
+    assert st.stale(back, _manifest("0.1.0", 300)) == "downgrade"
