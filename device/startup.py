@@ -11,8 +11,8 @@ from net import https, tls
 from net.spotify import Spotify
 from player import Player
 
-_API_URL = "https://api.spotify.com"
-_ACCOUNTS_URL = "https://accounts.spotify.com"
+API_URL = "https://api.spotify.com"
+ACCOUNTS_URL = "https://accounts.spotify.com"
 
 
 def load_config():
@@ -50,8 +50,8 @@ async def run(app):
     if app.health.safe:
         log.event("safe_mode", crashes=app.health.crashes)
         return secrets, link_ctx
-    api = https.Client(secrets.get("spotify_api_url", _API_URL), ctx)
-    accounts = https.Client(secrets.get("spotify_accounts_url", _ACCOUNTS_URL), ctx)
+    api = https.Client(secrets.get("spotify_api_url", API_URL), ctx)
+    accounts = https.Client(secrets.get("spotify_accounts_url", ACCOUNTS_URL), ctx)
     app.spotify = Spotify(
         api,
         accounts,

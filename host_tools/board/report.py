@@ -84,6 +84,7 @@ def hw_error(e):  # on one line: mbedTLS' messages may hold line breaks
 
 def hw_tls():
     import certs
+    import startup
     from net import https, tls
     secrets, problem = store.load_json('secrets.json', None)
     if secrets is None:
@@ -102,7 +103,7 @@ def hw_tls():
         return {'spotify': why, 'aws': why}
     out = {}
     ctx = tls.context(roots)
-    api = https.Client(secrets.get('spotify_api_url', app.API_URL), ctx)
+    api = https.Client(secrets.get('spotify_api_url', startup.API_URL), ctx)
     out['spotify_at'] = '%s:%d' % (api.host, api.port)
     try:
         out['spotify'] = hw_handshake_us(api.host, api.port, ctx)
