@@ -81,6 +81,14 @@ class App:
         if "spotify_device" in changed and self.player:
             self.player.forget_device()
         log.event("config_applied", changed=changed)
+        self.owner_acted()
+
+    def owner_acted(self):
+        """A new setting or a pushed token: an error only the owner could fix may be
+        fixed, so the next visit tries again (and says so if it is not)."""
+        self.session.clear_error()
+        if self.error in FATAL or self.error in OWNER:
+            self.set_error(None)
 
     def _idle(self):
         """No music session under way (a session stopped by an error is none)."""
@@ -260,7 +268,7 @@ class App:
             if job == "play":
                 outcome = await self.player.start(started, self.config)
             else:
-                outcome = await self.player.stop(started, self.config)
+                outcome = await self.player.stop(started)
         except SpotifyError as e:
             now = self.board.ticks_ms()
             if e.kind in FATAL:

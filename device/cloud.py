@@ -9,7 +9,6 @@ from micropython import const
 import log
 import rare
 from core import shadowdoc
-from net.spotify import FATAL
 
 _MQTT_KEEPALIVE_S = const(300)
 
@@ -119,9 +118,7 @@ class Cloud:
         if token is not None:
             if app.spotify:
                 app.spotify.set_refresh_token(token)
-            app.session.clear_error()
-            if app.error in FATAL:
-                app.set_error(None)
+            app.owner_acted()
         self.report("status")
 
     # -- the one TLS connection of a board without PSRAM --------------------

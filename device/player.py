@@ -3,7 +3,7 @@
 import rare
 from core import session
 from core.playback import pause_verdict, start_plan
-from net.spotify import DEVICE_ASLEEP, NO_DEVICE, REJECTED, SpotifyError
+from net.spotify import DEVICE_ASLEEP, NO_DEVICE, NO_SPEAKER, REJECTED, SpotifyError
 
 
 class Player:
@@ -11,6 +11,9 @@ class Player:
         self.spotify = spotify
         self.device_id = None  # cached id of the configured speaker
         self.started_context = None
+        # (id, name) of the speaker the session's music is on: the one stop() pauses, even
+        # if the setting changed meanwhile.
+        self.started_on = (None, "")
 
     def forget_device(self):
         self.device_id = None
@@ -28,42 +31,46 @@ class Player:
 
     async def start(self, now, config):
         wanted = config["spotify_device"]
-        if wanted and self.device_id is None and await self.resolve(now, wanted) is None:
+        if not wanted:  # without a speaker every player call would reach someone's phone
+            raise SpotifyError(NO_SPEAKER)
+        if self.device_id is None and await self.resolve(now, wanted) is None:
             raise SpotifyError(DEVICE_ASLEEP, wanted)
         state = await self.spotify.player(now)
         plan = start_plan(state, self.device_id, wanted, config["if_busy"])
         if plan == "busy":
             return session.BUSY
         self.started_context = state and state.get("context.uri")
+        self.started_on = (self.device_id, wanted)
         if plan == "adopt":
             return session.ADOPTED
+        playlist = config["playlist_uri"]
         if plan == "transfer":
-            await self.spotify.transfer(now, self.device_id)
+            await self._to_speaker(now, wanted, lambda d: self.spotify.transfer(now, d))
         else:
-            await self._play(now, wanted, config["playlist_uri"])
+            await self._to_speaker(now, wanted, lambda d: self.spotify.play(now, d, playlist))
+            if playlist:
+                self.started_context = playlist
+        self.started_on = (self.device_id, wanted)
         if config["volume"] is not None:
             await self.spotify.set_volume(now, self.device_id, config["volume"])
         return session.PLAYED
 
-    async def _play(self, now, wanted, playlist):
+    async def _to_speaker(self, now, wanted, send):
+        """await send(device_id), a command for our speaker. An idle speaker drops out or
+        comes back with a new id: on a 404 it is looked up by name and sent once more."""
         try:
-            await self.spotify.play(now, self.device_id, playlist)
+            await send(self.device_id)
         except SpotifyError as e:
-            if e.kind != NO_DEVICE or not wanted:
+            if e.kind != NO_DEVICE:
                 raise
-            # An idle speaker drops out or comes back with a new id: look it up
-            # by name and play on what Spotify lists now.
             if await self.resolve(now, wanted) is None:
                 raise SpotifyError(DEVICE_ASLEEP, wanted)
-            await self.spotify.play(now, self.device_id, playlist)
-        if playlist:
-            self.started_context = playlist
+            await send(self.device_id)
 
-    async def stop(self, now, config):
+    async def stop(self, now):
         state = await self.spotify.player(now)
-        verdict = pause_verdict(
-            state, self.device_id, config["spotify_device"], self.started_context
-        )
+        device_id, wanted = self.started_on
+        verdict = pause_verdict(state, device_id, wanted, self.started_context)
         if verdict:
             return verdict
         try:

@@ -8,7 +8,7 @@ import log
 import rare
 import store
 from net import https, tls
-from net.spotify import Spotify
+from net.spotify import NO_SPEAKER, Spotify, SpotifyError
 from player import Player
 
 API_URL = "https://api.spotify.com"
@@ -84,7 +84,9 @@ async def _connect(app, secrets):
 async def _warm_up(app, now):
     await app.spotify.refresh(now)
     wanted = app.config["spotify_device"]
-    if wanted and await app.player.resolve(now, wanted) is None:
+    if not wanted:
+        raise SpotifyError(NO_SPEAKER)  # an error state from the start: set the speaker
+    if await app.player.resolve(now, wanted) is None:
         log.event("warning", warning="device_asleep", device=wanted)
 
 

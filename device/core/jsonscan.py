@@ -34,15 +34,18 @@ _LITERAL_END = b" \t\r\n,}]"
 class Scanner:
     too_long = None
 
-    def __init__(self, fields, item=None, on_item=None):
+    def __init__(self, fields, item=None, on_item=None, present=()):
         """fields: paths to keep in .found. item: a path ending in "[]"; when one of
         its elements (an object) ends, on_item(record) gets the fields found inside
-        it, keyed by their path below it, and .found forgets them."""
+        it, keyed by their path below it, and .found forgets them. present: paths of
+        objects or arrays of which only the presence counts: .found holds True for
+        them, and their content is skipped, never kept."""
         self.found = {}
         self.size = 0  # bytes fed
         self._fields = fields
+        self._present = present
         self._prefixes = prefixes = {""}
-        for path in fields:
+        for path in fields + tuple(p.rpartition(".")[0] for p in present):
             while path:
                 prefixes.add(path)
                 path = path.rpartition(".")[0]
@@ -135,6 +138,8 @@ class Scanner:
 
     def _open(self, is_object, at):
         self._objects.append(is_object)
+        if not self._ignore and self._path in self._present:
+            self.found[self._path] = True
         if not self._ignore and self._path in self._fields:
             self._subtree = bytearray()
             self._subtree_from = at

@@ -20,8 +20,6 @@ def addressable(device, wanted):
 
 
 def _on_our_device(player, device_id, wanted):
-    if not device_id and not wanted:
-        return True  # no speaker configured: whichever device the user plays on
     playing_on = player.get("device.id")
     return bool(device_id and playing_on == device_id) or device_matches(
         playing_on, player.get("device.name"), wanted)

@@ -12,7 +12,7 @@ from core.jsonscan import Scanner
 # A wanted section over the scanner's bounds (4 KB) reads as this; the device
 # refuses it as a whole and deletes it from desired, so the shadow is not stuck.
 TOO_BIG = "too big for the device"
-_FIELDS = ("version", "code", "message", "state.delta", "state.desired.config",
+_FIELDS = ("version", "code", "message", "state.desired.config",
            "state.desired.ota", "state.config", "state.ota")
 
 
@@ -22,7 +22,8 @@ class Message:
     to what the message holds there, or (None, reason). len() is its size in bytes."""
 
     def __init__(self):
-        self._scanner = Scanner(_FIELDS)
+        # Whether a get answer holds a delta; its content repeats desired's.
+        self._scanner = Scanner(_FIELDS, present=("state.delta",))
         self._scanner.too_long = TOO_BIG
         self._started = False
         self._problem = None

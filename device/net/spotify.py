@@ -20,8 +20,10 @@ UNAUTHORIZED = "unauthorized"
 UNAVAILABLE = "device_unavailable"  # 202 Accepted: the command did not run
 NOT_REGISTERED = "user_not_registered"  # not on the app's allow-list (development mode)
 OWNER_PREMIUM = "owner_premium_required"  # the app owner's Premium has lapsed
+NO_SPEAKER = "no_speaker"  # spotify_device is not set: no player call is made
 FATAL = (PREMIUM, REAUTH)  # retrying cannot help: the owner must act
-OWNER = (NOT_REGISTERED, OWNER_PREMIUM)  # the same, but the owner's fix shows only in a try
+# The same, but the owner's fix shows only in a try (or a setting, for NO_SPEAKER).
+OWNER = (NOT_REGISTERED, OWNER_PREMIUM, NO_SPEAKER)
 
 _DEFAULT_RETRY_AFTER_S = const(5)
 _MAX_RETRY_AFTER_S = const(86400)  # Retry-After of a day has been seen
@@ -179,7 +181,10 @@ class Spotify:
             except ValueError as e:  # the scanner's: not JSON
                 raise SpotifyError(SERVER, "malformed answer: " + str(e))
             if response.status == 401 and attempt == 1:
-                await self.refresh(now_ms)  # expired or revoked early: refresh once, retry once
+                # Expired or revoked early: refresh once, retry once. One TLS connection
+                # at a time: the API's is closed before the token endpoint is dialled.
+                self.api.close()
+                await self.refresh(now_ms)
                 continue
             self._check(response)
             return response

@@ -20,6 +20,10 @@ def test_expired_token_refreshes_once_and_retries(mock, run_sim):
         ("GET", "/v1/me/player", 204),
         ("PUT", "/v1/me/player/play", 204),
     ], log
+    # One TLS connection at a time: the API's was closed before the token endpoint was
+    # dialled, so the retry comes on a new one.
+    first, token, retry, play = (r["conn"] for r in mock.requests())
+    assert len({first, token, retry}) == 3 and play == retry
 
 
 def test_rate_limit_retry_after_is_honoured(mock, run_sim):

@@ -89,3 +89,44 @@ def test_the_status_says_until_when_spotify_may_not_be_called(mock, run_sim, tmp
     noon = 1795435200  # 2026-11-23T12:00:00Z
     assert noon + DAY_S <= status["rate_limited_until"] <= noon + DAY_S + 10, status
     assert status["error"] == "rate_limited"
+
+
+# -- sessions that must end well ------------------------------------------------------------
+
+def test_with_no_speaker_set_no_player_call_is_made_and_the_error_says_why(mock, run_sim):
+    mock.set_playback("dev-phone-1", True)  # someone's phone plays: not ours to touch
+    result = run_sim(VISIT, 2.5, config={"spotify_device": ""})
+    assert result.named("ready")[0]["error"] == "no_speaker"
+    assert api_calls(mock) == []
+    assert [e["why"] for e in result.named("skip")] == ["no_speaker"]
+
+
+def test_a_transfer_to_a_speaker_with_a_new_id_looks_it_up_again(mock, run_sim):
+    mock.set_playback("dev-kitchen-1", True)
+
+    def speaker_restarted(event):
+        if event["ev"] == "ready":
+            mock.rename_device_id("dev-bathroom-1", "dev-bathroom-2")
+
+    run_sim(VISIT, 2.0, config={"if_busy": "transfer"}, on_event=speaker_restarted)
+    calls = [(r["method"], r["path"], r["status"]) for r in api_calls(mock)]
+    assert calls == [
+        ("GET", "/v1/me/player", 200),
+        ("PUT", "/v1/me/player", 404),
+        ("GET", "/v1/me/player/devices", 200),
+        ("PUT", "/v1/me/player", 204),
+    ], calls
+    assert api_calls(mock, "PUT", "/v1/me/player")[1]["body"]["device_ids"] == ["dev-bathroom-2"]
+
+
+@needs_mosquitto
+def test_music_started_on_the_old_speaker_is_paused_after_the_setting_changed(
+        mock, run_sim, tmp_path):
+    events = VISIT + [{"at": 1.0, "desired": {"spotify_device": "Kitchen"}}]
+    with IotLocal() as iot:
+        target = iot_target(iot, "bath-move", tmp_path / "keys")
+        result = run_sim(events, 5.5, iot=target)
+    assert result.named("config_applied")
+    [pause] = api_calls(mock, "PUT", "/v1/me/player/pause")
+    assert pause["query"].get("device_id") == "dev-bathroom-1" and pause["status"] == 204
+    assert [e["why"] for e in result.named("session_end")] == ["paused"]

@@ -120,6 +120,22 @@ def test_a_wanted_object_or_array_is_kept_whole():
     assert scan(b'{"a": [], "b": {}}', ("a", "b")) == {"a": [], "b": {}}
 
 
+def test_a_present_only_object_is_marked_and_never_kept():
+    doc = {"state": {"delta": {"ota": {"url": "https://x/" + "a" * 5000}, "config": {"v": 1}},
+                     "desired": {"config": {"v": 1}}}, "version": 3}
+    text = json.dumps(doc).encode()
+    for piece in (1, 7, 8192):
+        scanner = Scanner(("version", "state.desired.config"), present=("state.delta",))
+        for i in range(0, len(text), piece):
+            scanner.feed(text[i:i + piece])
+        assert scanner.close() == {"state.delta": True, "state.desired.config": {"v": 1},
+                                   "version": 3}, piece
+    # Absent, it is simply not there; and it need not share a parent with a field.
+    scanner = Scanner(("version",), present=("state.delta",))
+    scanner.feed(b'{"state": {"desired": {}}, "version": 4}')
+    assert scanner.close() == {"version": 4}
+
+
 def test_a_wanted_subtree_too_long_is_refused():
     assert refused(json.dumps({"a": {"b": "x" * 5000}}), ("a",))
     assert scan({"a": {"b": "x" * 5000}, "c": 1}, ("c",)) == {"c": 1}

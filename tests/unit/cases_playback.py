@@ -33,7 +33,7 @@ def test_start_plan_table():
         (player(("new", "Bathroom")), "b1", "Bathroom", "skip", "adopt"),
         (player(KITCHEN), "b1", "Bathroom", "skip", "busy"),
         (player(KITCHEN), "b1", "Bathroom", "transfer", "transfer"),
-        (player(KITCHEN), None, "", "skip", "adopt"),
+        (player(KITCHEN), None, "", "skip", "busy"),  # no speaker set: nothing is ours
         ({"is_playing": True}, "b1", "Bathroom", "skip", "busy"),
     ]
     for state, device_id, wanted, if_busy, expected in cases:
@@ -53,3 +53,5 @@ def test_pause_verdict_table():
     ]
     for state, started, expected in cases:
         assert pause_verdict(state, "b1", "Bathroom", started) == expected, (state, expected)
+    # With no speaker known, no music is ours to pause.
+    assert pause_verdict(player(KITCHEN), None, "", ctx) == "moved_elsewhere"
