@@ -37,6 +37,8 @@ ERRORS = {
     "iot_not_provisioned": ("error", "The board has no AWS IoT certificate: run "
                             "`spotty provision {thing} ...` again"),
     "rate_limited": ("warn", "Spotify asked it to wait{until}: it makes no call before then"),
+    "no_speaker": ("error", "No speaker is set, so it makes no Spotify call: set one with "
+                   "`spotty config set --thing {thing} spotify_device NAME`"),
     "device_unavailable": ("warn", "Spotify said the speaker {speaker} was temporarily "
                            "unavailable; it tries again by itself"),
     "user_not_registered": ("error", "Spotify refuses this user: the Spotify app is in "

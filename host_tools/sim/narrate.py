@@ -11,6 +11,7 @@ _REASONS = {
     "needs_reauth": "the Spotify login has expired: run `spotty spotify-login`",
     "premium_required": "Spotify Premium is required to control playback",
     "rate_limited": "Spotify asked it to wait (Retry-After): no call before then",
+    "no_speaker": "no speaker is set (spotify_device): it makes no Spotify call",
     "device_unavailable": "Spotify said the speaker was temporarily unavailable",
     "user_not_registered": "the user is not on the Spotify app's allow-list (development mode)",
     "owner_premium_required": "the Spotify app owner's Premium subscription has lapsed",
