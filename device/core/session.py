@@ -16,7 +16,11 @@ PAUSING = "pausing"
 ERROR = "error"
 
 MAX_START_ATTEMPTS = const(5)
-MAX_PAUSE_ATTEMPTS = const(6)
+# While the room stays empty and our music plays, the pause is tried again for this long,
+# with a backoff that grows to _PAUSE_CAP_MS: a Wi-Fi drop or a Spotify blip at the
+# timeout must not leave music playing in an empty room.
+PAUSE_PATIENCE_MS = const(1800000)
+_PAUSE_CAP_MS = const(120000)
 
 # Outcomes reported by the worker.
 PLAYED = "played"
@@ -37,6 +41,8 @@ class Session:
         self.seen_arrivals = 0
         self.last_start_ms = None
         self.started_ms = None
+        self.pause_since = None  # ticks of the first attempt of the pause under way
+        self.came_back = False  # someone arrived while the pause was on its way
         self.error = None
 
     def phase(self):
@@ -48,9 +54,12 @@ class Session:
         new_motion = presence.arrivals != self.seen_arrivals
         self.seen_arrivals = presence.arrivals
         if self.state == IDLE:
-            if not new_motion:
+            came_back, self.came_back = self.came_back, False
+            if not (new_motion or came_back):
                 return None
-            refusal = policy.start_refusal(config, zone, utc, now, self.last_start_ms)
+            # Back while the pause was on its way: the music comes back, gap or not.
+            refusal = policy.start_refusal(config, zone, utc, now,
+                                           None if came_back else self.last_start_ms)
             if refusal:
                 return ("skip", refusal)
             self.state = STARTING
@@ -60,6 +69,8 @@ class Session:
         if self.state == ERROR:
             return ("skip", self.error) if new_motion else None
         if self.in_flight:
+            if new_motion and self.in_flight == "pause":
+                self.came_back = True
             return None
         timed_out = presence.quiet_for_ms(now) >= config["timeout_s"] * 1000
         if self.state == STARTING:
@@ -71,10 +82,12 @@ class Session:
             if timed_out:
                 self.state = PAUSING
                 self.attempts = 0
+                self.pause_since = now
                 return self._send("pause")
             return None
         # PAUSING, waiting to retry: someone came back, so the music stays.
-        if new_motion:
+        if new_motion or self.came_back:
+            self.came_back = False
             self.state = PLAYING
             self.retry_at = None
             return ("resume",)
@@ -88,12 +101,16 @@ class Session:
         if outcome == STOP:
             return self._give_up(action, now, error)
         if outcome == RETRY:
-            limit = MAX_START_ATTEMPTS if action == "play" else MAX_PAUSE_ATTEMPTS
-            if self.attempts >= limit:
-                return self._give_up(action, now, error)
+            if action == "play":
+                if self.attempts >= MAX_START_ATTEMPTS:
+                    return self._give_up(action, now, error)
+                cap = backoff.CAP_MS
+            else:
+                if ticks_diff(now, self.pause_since) >= PAUSE_PATIENCE_MS:
+                    return self._give_up(action, now, error)
+                cap = _PAUSE_CAP_MS
             wait = retry_after_ms if retry_after_ms is not None else backoff.delay_ms(
-                self.attempts, rnd
-            )
+                self.attempts, rnd, backoff.BASE_MS, cap)
             self.retry_at = ticks_add(now, wait)
             return ("retry", action, wait, error)
         self.retry_at = None
@@ -111,6 +128,7 @@ class Session:
         self._to_idle()
         self.state = ERROR
         self.error = error
+        self.came_back = False
         return ("error", error)
 
     def clear_error(self):
@@ -144,3 +162,4 @@ class Session:
         self.in_flight = None
         self.retry_at = None
         self.started_ms = None
+        self.pause_since = None

@@ -163,3 +163,46 @@ def test_pause_verdicts_end_the_session():
         room.leave(2000)
         s.tick(3000, NOON, room, conf, UTC)
         assert s.done("pause", verdict, 3100)[:2] == ("end", verdict)
+
+
+def test_a_failing_pause_is_tried_for_30_minutes_with_waits_of_at_most_2():
+    room, conf = Room(), cfg(timeout_s=1)
+    s = playing_session(conf, room)
+    room.leave(2000)
+    now = 3000
+    assert s.tick(now, NOON, room, conf, UTC) == ("pause",)
+    waits, event = [], None
+    while True:
+        event = s.done("pause", session.RETRY, now + 100, rnd=0.99, error="network")
+        if event[0] != "retry":
+            break
+        waits.append(event[2])
+        now += 100 + event[2]
+        assert s.tick(now, NOON, room, conf, UTC) == ("pause",)
+    assert event[:2] == ("end", "pause_failed")
+    assert now - 3000 >= session.PAUSE_PATIENCE_MS > now - 3000 - 121000
+    assert max(waits) <= 120000 and waits[-1] > 60000 and len(waits) > 15
+
+
+def test_someone_back_while_the_pause_is_on_its_way_gets_music_again():
+    room, conf = Room(), cfg(timeout_s=1, motion_gap_s=600)
+    s = playing_session(conf, room)
+    room.leave(2000)
+    assert s.tick(3000, NOON, room, conf, UTC) == ("pause",)
+    room.enter()  # the pause request is still with Spotify
+    assert s.tick(3100, NOON, room, conf, UTC) is None
+    assert s.done("pause", session.PAUSED, 3500)[:2] == ("end", "paused")
+    # Their arrival was not lost, and the gap between starts does not hold it back.
+    assert s.tick(3520, NOON, room, conf, UTC) == ("play",)
+
+
+def test_back_while_a_failed_pause_is_on_its_way_keeps_the_music():
+    room, conf = Room(), cfg(timeout_s=1)
+    s = playing_session(conf, room)
+    room.leave(2000)
+    assert s.tick(3000, NOON, room, conf, UTC) == ("pause",)
+    room.enter()
+    assert s.tick(3100, NOON, room, conf, UTC) is None
+    s.done("pause", session.RETRY, 3500, retry_after_ms=5000)
+    assert s.tick(3520, NOON, room, conf, UTC) == ("resume",)
+    assert s.state == session.PLAYING
