@@ -134,7 +134,10 @@ class App:
             log.event("session_end", why=decision[1], duration_s=duration_s,
                       **self.cloud.counts())
             self.stats.session(self.zone, self.board.utc() - duration_s, duration_s)
-            store.save_json("stats.json", self.stats.as_dict())  # the one write per session
+            try:
+                store.save_json("stats.json", self.stats.as_dict())  # the one write per session
+            except OSError as e:  # the totals live on in memory and in the report
+                log.event("error", error="flash", detail="stats.json: %s" % e)
             self.cloud.report("status", "stats")
         elif kind == "retry":
             log.event("retry", action=decision[1], wait_ms=decision[2], why=decision[3])
@@ -280,6 +283,11 @@ class App:
                 stop = e.kind in OWNER or (e.retry_after_ms or 0) > _LONGEST_RETRY_MS
                 self._handle(self.session.done(job, sess.STOP if stop else sess.RETRY, now,
                                                random.random(), e.retry_after_ms, e.kind))
+            return
+        except Exception as e:  # not Spotify's (flash, memory): the session is kept
+            log.event("error", error="internal", detail=repr(e)[:80])
+            self._handle(self.session.done(job, sess.RETRY, self.board.ticks_ms(),
+                                           random.random(), None, "internal"))
             return
         now = self.board.ticks_ms()
         self.set_error(None)

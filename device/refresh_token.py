@@ -23,8 +23,15 @@ class RefreshToken:
         return record, problem
 
     def rotated(self, refresh_token, utc):
+        """Spotify replaced the refresh token: stored at once. If the flash refuses, the
+        device goes on with the new one in memory (the old one no longer works) and says
+        so; the next rotation tries again."""
         self.issued_at = utc
-        store.save_json(_FILE, {"refresh_token": refresh_token, "issued_at": utc})
+        try:
+            store.save_json(_FILE, {"refresh_token": refresh_token, "issued_at": utc})
+        except OSError as e:
+            log.event("error", error="flash", detail="token.json: %s" % e)
+            return
         log.event("token_rotated")
 
     def pushed(self, payload, utc):

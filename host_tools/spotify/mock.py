@@ -216,6 +216,11 @@ class MockSpotify:
         with self._lock:
             self._rules.append(dict(rule, method=method.upper(), path=path, times=times))
 
+    def rotate_refresh_tokens(self, on: bool = True) -> None:
+        """Whether each refresh answers with a new refresh token, the old one then refused."""
+        with self._lock:
+            self._accounts.rotate_refresh_tokens = on
+
     def expire_access_tokens(self) -> None:
         with self._lock:
             self._accounts.expire_access_tokens()

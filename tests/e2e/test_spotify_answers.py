@@ -130,3 +130,30 @@ def test_music_started_on_the_old_speaker_is_paused_after_the_setting_changed(
     [pause] = api_calls(mock, "PUT", "/v1/me/player/pause")
     assert pause["query"].get("device_id") == "dev-bathroom-1" and pause["status"] == 204
     assert [e["why"] for e in result.named("session_end")] == ["paused"]
+
+
+def test_a_flash_that_refuses_writes_loses_neither_the_session_nor_the_new_token(
+        mock, run_sim, tmp_path):
+    flash = tmp_path / "flash"
+
+    def break_flash(event):
+        if event["ev"] == "ready":
+            # A directory where the atomic write puts its temporary file: even root
+            # cannot open it for writing.
+            (flash / "token.json.tmp").mkdir()
+            (flash / "stats.json.tmp").mkdir()
+            mock.rotate_refresh_tokens()
+            mock.expire_access_tokens()
+        elif event["ev"] == "session_end":
+            mock.expire_access_tokens()  # the next visit refreshes with the rotated token
+
+    result = run_sim(VISIT + [{"at": 4.0, "pir": 1}, {"at": 5.0, "pir": 0}], 8.0,
+                     on_event=break_flash)
+    flash_errors = [e["detail"] for e in result.named("error") if e["error"] == "flash"]
+    assert any(d.startswith("token.json") for d in flash_errors), flash_errors
+    assert any(d.startswith("stats.json") for d in flash_errors), flash_errors
+    # Both visits played and paused: the rotated token, kept in memory, went on working
+    # (Spotify refuses the one before it).
+    assert [r["status"] for r in mock.requests() if r["path"] == "/api/token"] == [200, 200]
+    assert len(result.named("play")) == 2 and len(result.named("pause")) == 2
+    assert [e["why"] for e in result.named("session_end")] == ["paused", "paused"]
