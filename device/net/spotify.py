@@ -1,10 +1,11 @@
-# Spotify Web API client: the player endpoints we use, and the access token (renewed by
-# net.spotify_token). Errors become SpotifyError with a kind the app can act on (DESIGN.md §6).
+# Spotify Web API client: token refresh and the player endpoints we use (the device
+# look-up loads on demand: net.spotify_devices). Errors become SpotifyError with a kind
+# the app can act on (DESIGN.md §6).
 import json
+from binascii import b2a_base64
 
 from micropython import const
 
-import rare
 from core.jsonscan import Scanner
 from core.ticks import ticks_add, ticks_diff
 from net.https import HttpError
@@ -147,15 +148,32 @@ class Spotify:
         return ticks_diff(self._expires_at, now_ms)
 
     async def refresh(self, now_ms):
+        """A new access token from the token endpoint; a refused refresh token is REAUTH."""
         self._wait_for_ban()
-        try:  # the import too: one that fails for want of memory must not stay half-loaded
-            from net import spotify_token
-
-            token, lifetime_ms, rotated = await spotify_token.renew(
-                self.accounts, self._client_id, self._client_secret, self._refresh_token,
-                self._check)
+        body = "grant_type=refresh_token&refresh_token=" + quote(self._refresh_token)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self._client_secret:
+            pair = (self._client_id + ":" + self._client_secret).encode()
+            headers["Authorization"] = "Basic " + b2a_base64(pair).decode().strip()
+        else:
+            body += "&client_id=" + quote(self._client_id)
+        try:
+            response = await self.accounts.request("POST", "/api/token", headers, body.encode())
+        except HttpError as e:
+            raise SpotifyError(SERVER, "token: " + e.kind)
         finally:
-            rare.drop("net.spotify_token")
+            self.accounts.close()  # rare call: don't hold a second TLS connection
+        if response.status == 400:
+            reason, _ = error_reason(response)
+            raise SpotifyError(REAUTH, reason or "token refused")
+        self._check(response)
+        try:
+            data = response.json()
+            token = data["access_token"]
+            lifetime_ms = int(data.get("expires_in", 3600)) * 1000
+        except (HttpError, KeyError, ValueError, TypeError, AttributeError):
+            raise SpotifyError(SERVER, "token: malformed answer")
+        rotated = data.get("refresh_token")
         if rotated and rotated != self._refresh_token:
             self._on_rotate(rotated)
             self._refresh_token = rotated
