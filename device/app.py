@@ -29,7 +29,7 @@ from refresh_token import RefreshToken
 
 VERSION = "0.1.0"
 LOOP_MS = const(20)
-REFRESH_AHEAD_MS = const(600000)  # renew the access token this long before expiry, while idle
+_REFRESH_AHEAD_S = const(600)  # renew the access token this long before expiry, while idle
 IDLE_POLL_MS = const(1000)
 MAX_CRASHES = const(5)
 HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
@@ -116,10 +116,11 @@ class App:
         elif kind == "skip":
             log.event("skip", why=decision[1])
         elif kind == "end":
-            duration_s = decision[2] // 1000
+            started = decision[2]
+            duration_s = max(0, self.board.utc() - started)
             log.event("session_end", why=decision[1], duration_s=duration_s,
                       **self.cloud.counts())
-            self.stats.session(self.zone, self.board.utc() - duration_s, duration_s)
+            self.stats.session(self.zone, started, duration_s)
             store.save_json("stats.json", self.stats.as_dict())  # the one write per session
             self.cloud.report("status", "stats")
         elif kind == "retry":
@@ -220,13 +221,13 @@ class App:
     def _should_refresh(self):
         return (
             self.session.state == sess.IDLE
-            and self.spotify.token_valid_for_ms(self.board.ticks_ms()) < REFRESH_AHEAD_MS
+            and self.spotify.token_valid_for(self.board.utc()) < _REFRESH_AHEAD_S
         )
 
     async def spotify_call(self, fn):
-        """Run fn(now) outside a session; fatal errors stop further calls."""
+        """Run fn(utc) outside a session; fatal errors stop further calls."""
         try:
-            await fn(self.board.ticks_ms())
+            await fn(self.board.utc())
             self.set_error(None)
         except SpotifyError as e:
             if e.kind in FATAL:
@@ -236,13 +237,13 @@ class App:
                 log.event("error", error=e.kind, detail=e.detail)
 
     async def _run_job(self, job):
-        started = self.board.ticks_ms()
+        utc = self.board.utc()
         calls, connects = self.spotify.calls, self.spotify.api.connects
         try:
             if job == "play":
-                outcome = await self.player.start(started, self.config)
+                outcome = await self.player.start(utc, self.config)
             else:
-                outcome = await self.player.stop(started, self.config)
+                outcome = await self.player.stop(utc, self.config)
         except SpotifyError as e:
             now = self.board.ticks_ms()
             if e.kind in FATAL:

@@ -7,7 +7,6 @@ from micropython import const
 
 from core.jsonscan import Scanner
 from core.playback import addressable
-from core.ticks import ticks_add, ticks_diff
 from net.https import HttpError
 
 RATE_LIMITED = "rate_limited"
@@ -22,7 +21,7 @@ FATAL = (PREMIUM, REAUTH)  # retrying cannot help: the owner must act
 
 _DEFAULT_RETRY_AFTER_S = const(5)
 _MAX_RETRY_AFTER_S = const(3600)
-_EXPIRY_SAFETY_MS = const(30000)
+_EXPIRY_SAFETY_S = const(30)
 _STREAMED_MAX = const(65536)  # a streamed body costs no memory, only time
 
 # What the device reads of GET /me/player (core.playback) and of each listed device.
@@ -105,12 +104,14 @@ class Spotify:
         self._refresh_token = token
         self._access_token = None
 
-    def token_valid_for_ms(self, now_ms):
+    def token_valid_for(self, now):
+        """Seconds the access token has left. Every `now` here is UTC seconds: a tick kept
+        for the token's hour would compare the wrong way round after days without a call."""
         if self._access_token is None:
             return -1
-        return ticks_diff(self._expires_at, now_ms)
+        return self._expires_at - now
 
-    async def refresh(self, now_ms):
+    async def refresh(self, now):
         body = "grant_type=refresh_token&refresh_token=" + _quote(self._refresh_token)
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if self._client_secret:
@@ -132,7 +133,7 @@ class Spotify:
         try:
             data = response.json()
             token = data["access_token"]
-            lifetime_ms = int(data.get("expires_in", 3600)) * 1000
+            lifetime = int(data.get("expires_in", 3600))
         except (HttpError, KeyError, ValueError, TypeError, AttributeError):
             raise SpotifyError(SERVER, "token: malformed answer")
         rotated = data.get("refresh_token")
@@ -140,12 +141,12 @@ class Spotify:
             self._on_rotate(rotated)
             self._refresh_token = rotated
         self._access_token = token
-        self._expires_at = ticks_add(now_ms, max(0, lifetime_ms - _EXPIRY_SAFETY_MS))
+        self._expires_at = now + max(0, lifetime - _EXPIRY_SAFETY_S)
 
-    async def _call(self, method, target, now_ms, payload=None, scanner=None):
+    async def _call(self, method, target, now, payload=None, scanner=None):
         """scanner: a 2xx answer's body streams through it instead of being kept."""
-        if self.token_valid_for_ms(now_ms) <= 0:
-            await self.refresh(now_ms)
+        if self.token_valid_for(now) <= 0:
+            await self.refresh(now)
         body = json.dumps(payload).encode() if payload is not None else None
         for attempt in (1, 2):
             headers = {"Authorization": "Bearer " + self._access_token}
@@ -160,7 +161,7 @@ class Spotify:
             except ValueError as e:  # the scanner's: not JSON
                 raise SpotifyError(SERVER, "malformed answer: " + str(e))
             if response.status == 401 and attempt == 1:
-                await self.refresh(now_ms)  # expired or revoked early: refresh once, retry once
+                await self.refresh(now)  # expired or revoked early: refresh once, retry once
                 continue
             _raise_for(response)
             return response
@@ -169,40 +170,40 @@ class Spotify:
     def _device_query(device_id):
         return "?device_id=" + _quote(device_id) if device_id else ""
 
-    async def player(self, now_ms):
+    async def player(self, now):
         """The PLAYER_FIELDS of the playback state, or None when nothing plays anywhere."""
         scanner = Scanner(PLAYER_FIELDS)
-        response = await self._call("GET", "/v1/me/player?market=from_token", now_ms,
+        response = await self._call("GET", "/v1/me/player?market=from_token", now,
                                     scanner=scanner)
         return self._scanned(response, scanner)
 
-    async def find_device(self, now_ms, wanted):
+    async def find_device(self, now, wanted):
         """The configured speaker ({"id", "name", ...}) if Spotify lists it and it can be
         addressed, else None."""
         matches = []
         scanner = Scanner(_DEVICE_FIELDS, _DEVICES,
                           lambda device: addressable(device, wanted) and matches.append(device))
-        response = await self._call("GET", "/v1/me/player/devices", now_ms, scanner=scanner)
+        response = await self._call("GET", "/v1/me/player/devices", now, scanner=scanner)
         if self._scanned(response, scanner) is None:
             raise SpotifyError(SERVER, "devices: no answer")
         return matches[0] if matches else None
 
-    async def play(self, now_ms, device_id, context_uri=None):
+    async def play(self, now, device_id, context_uri=None):
         payload = {"context_uri": context_uri} if context_uri else None
         target = "/v1/me/player/play" + self._device_query(device_id)
-        await self._call("PUT", target, now_ms, payload)
+        await self._call("PUT", target, now, payload)
 
-    async def transfer(self, now_ms, device_id):
-        await self._call("PUT", "/v1/me/player", now_ms, {"device_ids": [device_id], "play": True})
+    async def transfer(self, now, device_id):
+        await self._call("PUT", "/v1/me/player", now, {"device_ids": [device_id], "play": True})
 
-    async def pause(self, now_ms, device_id):
-        await self._call("PUT", "/v1/me/player/pause" + self._device_query(device_id), now_ms)
+    async def pause(self, now, device_id):
+        await self._call("PUT", "/v1/me/player/pause" + self._device_query(device_id), now)
 
-    async def set_volume(self, now_ms, device_id, percent):
+    async def set_volume(self, now, device_id, percent):
         query = "?volume_percent=%d" % percent
         if device_id:
             query += "&device_id=" + _quote(device_id)
-        await self._call("PUT", "/v1/me/player/volume" + query, now_ms)
+        await self._call("PUT", "/v1/me/player/volume" + query, now)
 
     @staticmethod
     def _scanned(response, scanner):
