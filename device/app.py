@@ -45,7 +45,7 @@ class App:
         saved_ota = ota_state.load()
         self.health = Health(board, boot, saved_ota, VERSION)
         self.session = sess.Session()
-        self.clock_ok = False
+        self.clock_synced = None  # UTC of the last NTP sync: no visit judged before one
         self.error = None  # last error state, for status and the LED
         self.job = None
         self.job_ready = asyncio.Event()
@@ -88,8 +88,8 @@ class App:
             now = board.ticks_ms()
             board.service(now)
             if self.pir.read(now):
-                self.stats.motion(board.utc() if self.clock_ok else None)
-            if self.clock_ok and not self.health.safe:
+                self.stats.motion(board.utc() if self.clock_synced else None)
+            if self.clock_synced and not self.health.safe:
                 utc = board.utc()
                 decision = self.session.tick(now, utc, self.pir.presence, self.config, self.zone)
                 self._handle(decision)
@@ -102,7 +102,7 @@ class App:
     def _led_mode(self):
         if self.error or self.health.safe or self.session.state == sess.ERROR:
             return "error"
-        if not self.clock_ok:
+        if not self.clock_synced:
             return "boot"
         return "playing" if self.session.state == sess.PLAYING else "idle"
 
@@ -132,6 +132,15 @@ class App:
 
     def token_rotated(self, refresh_token):
         self.token.rotated(refresh_token, self.board.utc())
+
+    def sync_clock(self):
+        """The clock from NTP (OSError when no server answers): at boot, and with each
+        heartbeat, as RTC drift adds up."""
+        board = self.board
+        before = board.utc()
+        board.sync_clock()
+        self.clock_synced = utc = board.utc()
+        log.event("clock_sync", step_s=utc - before)
 
     def set_error(self, error):
         if error != self.error:
@@ -180,6 +189,10 @@ class App:
                 await self.spotify_call(self.spotify.refresh)
                 cloud.give_tls()
             elif self.board.utc() - self.last_heartbeat >= HEARTBEAT_S:
+                try:
+                    self.sync_clock()
+                except OSError:
+                    pass  # tried again with the next heartbeat; status says when it last worked
                 self.last_heartbeat = self.board.utc()
                 cloud.report("status")
 

@@ -95,6 +95,7 @@ class Cloud:
             "safe_mode": app.health.safe,
             "crashes": app.health.crashes,
             "token_refused": app.token.refused,  # why the last pushed token was not taken
+            "clock_synced": app.clock_synced,  # UTC of the last NTP sync
         }
 
     # -- in -----------------------------------------------------------------
@@ -112,7 +113,7 @@ class Cloud:
     def token_pushed(self, topic, payload):
         """A refresh token from the host (spotty/<thing>/token). Never logged."""
         app = self.app
-        token = app.token.pushed(payload, app.board.utc() if app.clock_ok else None)
+        token = app.token.pushed(payload, app.board.utc() if app.clock_synced else None)
         if token is not None:
             if app.spotify:
                 app.spotify.set_refresh_token(token)

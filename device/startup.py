@@ -72,8 +72,7 @@ async def _connect(app, secrets):
     while True:
         try:
             await app.board.connect_network(secrets.get("wifi_ssid"), secrets.get("wifi_password"))
-            app.board.sync_clock()
-            app.clock_ok = True
+            app.sync_clock()  # before anything else: TLS and quiet hours need the time
             return
         except OSError as e:
             attempt += 1
