@@ -120,3 +120,13 @@ def test_a_week_away_with_the_shadow_link(mock, run_sim, tmp_path):
         assert reported["status"]["token_days_left"] == 175
         assert reported["stats"]["by_day"] == [["2026-11-23", 1], ["2026-11-30", 1]]
         assert reported["stats"]["sessions"] == 2
+
+
+def test_motion_during_boot_is_judged_only_after_the_first_sync(mock, run_sim):
+    # Someone walks in while the board boots, in quiet hours: the visit waits for the clock.
+    config = {"quiet_start": "22:00", "quiet_end": "07:00", "timeout_s": 1}
+    result = run_sim([{"at": -0.5, "pir": 1}, {"at": 0.5, "pir": 0}], 3.0, config=config,
+                     clock="2026-11-23T23:00:00Z")
+    kinds = [e["ev"] for e in result.events]
+    assert outcomes(result) == ["skip:quiet_hours"]
+    assert "motion" in kinds and kinds.index("clock_sync") < kinds.index("skip")
