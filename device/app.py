@@ -30,7 +30,7 @@ from refresh_token import RefreshToken
 
 VERSION = "0.1.0"
 _LOOP_MS = const(20)
-_REFRESH_AHEAD_MS = const(600000)  # renew the access token this long before expiry, while idle
+_REFRESH_AHEAD_S = const(600)  # renew the access token this long before expiry, while idle
 _REFRESH_RETRY_MS = const(2000)  # then, after a failed renewal, wait at least this
 _REFRESH_RETRY_CAP_MS = const(300000)  # and at most this
 _LONGEST_RETRY_MS = const(60000)  # a play or pause waits no longer than this for a retry
@@ -49,7 +49,7 @@ class App:
         saved_ota = ota_state.load()
         self.health = Health(board, boot, saved_ota, VERSION)
         self.session = sess.Session()
-        self.clock_ok = False
+        self.clock_synced = None  # UTC of the last NTP sync: no visit judged before one
         self.error = None  # last error state, for status and the LED
         self.job = None
         self.job_ready = asyncio.Event()
@@ -102,8 +102,8 @@ class App:
             now = board.ticks_ms()
             board.service(now)
             if self.pir.read(now):
-                self.stats.motion(board.utc() if self.clock_ok else None)
-            if self.clock_ok and not self.health.safe:
+                self.stats.motion(board.utc() if self.clock_synced else None)
+            if self.clock_synced and not self.health.safe:
                 utc = board.utc()
                 decision = self.session.tick(now, utc, self.pir.presence, self.config, self.zone)
                 self._handle(decision)
@@ -116,7 +116,7 @@ class App:
     def _led_mode(self):
         if self.error or self.health.safe or self.session.state == sess.ERROR:
             return "error"
-        if not self.clock_ok:
+        if not self.clock_synced:
             return "boot"
         return "playing" if self.session.state == sess.PLAYING else "idle"
 
@@ -130,10 +130,11 @@ class App:
         elif kind == "skip":
             log.event("skip", why=decision[1])
         elif kind == "end":
-            duration_s = decision[2] // 1000
+            started = decision[2]
+            duration_s = max(0, self.board.utc() - started)
             log.event("session_end", why=decision[1], duration_s=duration_s,
                       **self.cloud.counts())
-            self.stats.session(self.zone, self.board.utc() - duration_s, duration_s)
+            self.stats.session(self.zone, started, duration_s)
             try:
                 store.save_json("stats.json", self.stats.as_dict())  # the one write per session
             except OSError as e:  # the totals live on in memory and in the report
@@ -148,6 +149,15 @@ class App:
 
     def token_rotated(self, refresh_token):
         self.token.rotated(refresh_token, self.board.utc())
+
+    def sync_clock(self):
+        """The clock from NTP (OSError when no server answers): at boot, and with each
+        heartbeat, as RTC drift adds up."""
+        board = self.board
+        before = board.utc()
+        board.sync_clock()
+        self.clock_synced = utc = board.utc()
+        log.event("clock_sync", step_s=utc - before)
 
     def set_error(self, error):
         if error != self.error:
@@ -196,6 +206,10 @@ class App:
                 self._refreshed(await self.spotify_call(self.spotify.refresh))
                 cloud.give_tls()
             elif self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
+                try:
+                    self.sync_clock()
+                except OSError:
+                    pass  # tried again with the next heartbeat; status says when it last worked
                 self.last_heartbeat = self.board.utc()
                 cloud.report("status")
 
@@ -237,7 +251,7 @@ class App:
     def _should_refresh(self, now):
         return (
             self.session.state == sess.IDLE
-            and self.spotify.token_valid_for_ms(now) < _REFRESH_AHEAD_MS
+            and self.spotify.token_valid_for() < _REFRESH_AHEAD_S
             and (self.refresh_at is None or ticks_diff(now, self.refresh_at) >= 0)
             and not self.spotify.banned_s()
         )
@@ -250,10 +264,10 @@ class App:
             self.refresh_failures, random.random(), _REFRESH_RETRY_MS, _REFRESH_RETRY_CAP_MS))
 
     async def spotify_call(self, fn):
-        """Run fn(now) outside a session; fatal errors stop further calls. True if it
-        went well."""
+        """Run fn() outside a session; fatal errors stop further calls. True if it went
+        well."""
         try:
-            await fn(self.board.ticks_ms())
+            await fn()
             self.set_error(None)
             return True
         except SpotifyError as e:
@@ -265,13 +279,12 @@ class App:
             return False
 
     async def _run_job(self, job):
-        started = self.board.ticks_ms()
         calls, connects = self.spotify.calls, self.spotify.api.connects
         try:
             if job == "play":
-                outcome = await self.player.start(started, self.config)
+                outcome = await self.player.start(self.config)
             else:
-                outcome = await self.player.stop(started)
+                outcome = await self.player.stop()
         except SpotifyError as e:
             now = self.board.ticks_ms()
             if e.kind in FATAL:

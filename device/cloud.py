@@ -97,6 +97,7 @@ class Cloud:
             # After a 429: no Spotify call of any kind before this (UTC seconds).
             "rate_limited_until": (app.spotify.rate_limited_until
                                    if app.spotify and app.spotify.banned_s() else None),
+            "clock_synced": app.clock_synced,  # UTC of the last NTP sync
         }
 
     # -- in -----------------------------------------------------------------
@@ -114,7 +115,7 @@ class Cloud:
     def token_pushed(self, topic, payload):
         """A refresh token from the host (spotty/<thing>/token). Never logged."""
         app = self.app
-        token = app.token.pushed(payload, app.board.utc() if app.clock_ok else None)
+        token = app.token.pushed(payload, app.board.utc() if app.clock_synced else None)
         if token is not None:
             if app.spotify:
                 app.spotify.set_refresh_token(token)

@@ -63,7 +63,7 @@ async def run(app):
     )
     app.player = Player(app.spotify)
     # Token and speaker id now, so the motion path needs neither.
-    await app.spotify_call(lambda now: _warm_up(app, now))
+    await app.spotify_call(lambda: _warm_up(app))
     return secrets, link_ctx
 
 
@@ -72,8 +72,7 @@ async def _connect(app, secrets):
     while True:
         try:
             await app.board.connect_network(secrets.get("wifi_ssid"), secrets.get("wifi_password"))
-            app.board.sync_clock()
-            app.clock_ok = True
+            app.sync_clock()  # before anything else: TLS and quiet hours need the time
             return
         except OSError as e:
             attempt += 1
@@ -81,12 +80,12 @@ async def _connect(app, secrets):
             await asyncio.sleep_ms(min(60000, 1000 * attempt))
 
 
-async def _warm_up(app, now):
-    await app.spotify.refresh(now)
+async def _warm_up(app):
+    await app.spotify.refresh()
     wanted = app.config["spotify_device"]
     if not wanted:
         raise SpotifyError(NO_SPEAKER)  # an error state from the start: set the speaker
-    if await app.player.resolve(now, wanted) is None:
+    if await app.player.resolve(wanted) is None:
         log.event("warning", warning="device_asleep", device=wanted)
 
 

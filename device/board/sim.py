@@ -2,6 +2,11 @@
 # Never deployed. PIR edges come from a scenario file (SPOTTY_SIM names it) and
 # are pushed into the same ring, stamped with the tick they were due at, as the
 # real interrupt handler does. Wall-clock time starts at the scenario's clock.
+# Ticks wrap as an ESP32's do (2**30 ms), from the scenario's "ticks_ms" (by
+# default 3 s before a wrap: host_tools/sim/runner.py). The scenario's time
+# (`at`, `until`, the log's "t") is real time since ready; "advance_s" moves the
+# board's clocks on (ticks and UTC: as if it had idled that long) and
+# "rtc_offset_s" its wall clock alone (drift, until the next sync_clock()).
 # reset() ends the process with code 3: the runner (host_tools/sim/runner.py) starts the
 # firmware again from the same flash, as a rebooting board would. With
 # SPOTTY_CUT=<name>, checkpoint(<name>) stops dead there so that the runner can
@@ -12,7 +17,11 @@ import os
 import sys
 import time
 
+from micropython import const
+
 import log
+
+_MASK = const(0x3FFFFFFF)  # the ESP32's ticks period less one
 
 
 class Board:
@@ -23,17 +32,19 @@ class Board:
             scenario = json.load(f)
         self._clock_utc = scenario["clock_utc"]
         self._until_ms = int(scenario["until"] * 1000)
-        self._events = sorted(
-            [e for e in scenario["events"] if "pir" in e], key=lambda e: e["at"]
-        )
-        self._ready_ms = None
+        self._events = sorted(scenario["events"], key=lambda e: e["at"])
+        # Board ticks = (offset + the port's own ticks, real time) & _MASK; an offset
+        # below 0 keeps the sum a small int on a 32-bit port (no allocation a tick).
+        self._offset = ((scenario["ticks_ms"] - time.ticks_ms()) & _MASK) - _MASK - 1
+        self._drift_s = 0
+        self._ready_ms = None  # the port's ticks at ready
         self._ring = None
         self._level = 0
         self._led = None
 
     def attach_pir(self, ring):
         self._ring = ring
-        now = time.ticks_ms()
+        now = self.ticks_ms()
         while self._events and self._events[0]["at"] < 0:  # motion during boot
             self._edge(self._events.pop(0)["pir"], now)
 
@@ -46,7 +57,7 @@ class Board:
         return self._level
 
     def ticks_ms(self):
-        return time.ticks_ms()
+        return (self._offset + time.ticks_ms()) & _MASK
 
     async def connect_network(self, ssid, password, timeout_ms=20000):
         pass
@@ -58,12 +69,13 @@ class Board:
         return -55
 
     def sync_clock(self):
-        pass
+        self._drift_s = 0
 
     def utc(self):
         if self._ready_ms is None:
             return self._clock_utc
-        return self._clock_utc + time.ticks_diff(time.ticks_ms(), self._ready_ms) // 1000
+        up_ms = time.ticks_diff(time.ticks_ms(), self._ready_ms)
+        return self._clock_utc + up_ms // 1000 + self._drift_s
 
     def start_watchdog(self):
         pass
@@ -97,16 +109,26 @@ class Board:
     def service(self, now_ms):
         if self._ready_ms is None:
             return
-        elapsed = time.ticks_diff(now_ms, self._ready_ms)
+        elapsed = time.ticks_diff(time.ticks_ms(), self._ready_ms)
         while self._events and self._events[0]["at"] * 1000 <= elapsed:
             event = self._events.pop(0)
-            self._edge(event["pir"], time.ticks_add(self._ready_ms, int(event["at"] * 1000)))
+            if "pir" in event:
+                due = self._ready_ms + int(event["at"] * 1000)
+                self._edge(event["pir"], (self._offset + due) & _MASK)
+            else:  # advance_s: both clocks on, as if idle so long; rtc_offset_s: drift
+                jump = event.get("advance_s", 0)
+                self._offset = ((self._offset + jump * 1000) & _MASK) - _MASK - 1
+                self._clock_utc += jump
+                self._drift_s += event.get("rtc_offset_s", 0)
+                del event["at"]
+                log.event("clock", **event)
         if elapsed >= self._until_ms:
             log.event("stop")
             sys.exit(0)
 
     def ready(self):
         self._ready_ms = time.ticks_ms()
+        log.start_clock(time.ticks_ms)  # "t": the scenario's time, which advance_s leaves
 
     def free_heap(self):
         return gc.mem_free()

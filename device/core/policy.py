@@ -1,7 +1,6 @@
 # May a session start now? The master switch, local quiet hours and the least
 # gap between two playback-start attempts.
 from core import tz
-from core.ticks import ticks_diff
 
 
 def _minutes(hhmm):
@@ -20,13 +19,14 @@ def in_quiet_hours(config, zone, utc):
     return minute >= begin or minute < finish
 
 
-def start_refusal(config, zone, utc, now_ms, last_start_ms):
-    """None when playback may start; else the reason it may not."""
+def start_refusal(config, zone, utc, last_start):
+    """None when playback may start; else the reason it may not. last_start: UTC
+    seconds of the last start attempt (a tick would be ancient after days away);
+    one later than utc (the clock was set back since) imposes no gap."""
     if not config["enabled"]:
         return "disabled"
     if in_quiet_hours(config, zone, utc):
         return "quiet_hours"
-    gap_ms = config["motion_gap_s"] * 1000
-    if last_start_ms is not None and ticks_diff(now_ms, last_start_ms) < gap_ms:
+    if last_start is not None and 0 <= utc - last_start < config["motion_gap_s"]:
         return "motion_gap"
     return None

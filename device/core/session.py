@@ -39,8 +39,7 @@ class Session:
         self.retry_at = None  # ticks before which the pending action waits
         self.attempts = 0
         self.seen_arrivals = 0
-        self.last_start_ms = None
-        self.started_ms = None
+        self.last_start = None  # UTC seconds of the last start attempt
         self.pause_since = None  # ticks of the first attempt of the pause under way
         self.came_back = False  # someone arrived while the pause was on its way
         self.error = None
@@ -50,7 +49,8 @@ class Session:
         return "backoff" if self.retry_at is not None else self.state
 
     def tick(self, now, utc, presence, config, zone):
-        """One of ("play",), ("pause",), ("skip", why), ("end", why, ms), ("resume",), None."""
+        """One of ("play",), ("pause",), ("skip", why), ("end", why, started), ("resume",),
+        None. now: ticks, for waits of seconds; utc: seconds, for what may span days."""
         new_motion = presence.arrivals != self.seen_arrivals
         self.seen_arrivals = presence.arrivals
         if self.state == IDLE:
@@ -58,12 +58,12 @@ class Session:
             if not (new_motion or came_back):
                 return None
             # Back while the pause was on its way: the music comes back, gap or not.
-            refusal = policy.start_refusal(config, zone, utc, now,
-                                           None if came_back else self.last_start_ms)
+            refusal = policy.start_refusal(config, zone, utc,
+                                           None if came_back else self.last_start)
             if refusal:
                 return ("skip", refusal)
             self.state = STARTING
-            self.last_start_ms = now
+            self.last_start = utc
             self.attempts = 0
             return self._send("play")
         if self.state == ERROR:
@@ -99,15 +99,15 @@ class Session:
         if outcome == FATAL:
             return self.fail(error)
         if outcome == STOP:
-            return self._give_up(action, now, error)
+            return self._give_up(action, error)
         if outcome == RETRY:
             if action == "play":
                 if self.attempts >= MAX_START_ATTEMPTS:
-                    return self._give_up(action, now, error)
+                    return self._give_up(action, error)
                 cap = backoff.CAP_MS
             else:
                 if ticks_diff(now, self.pause_since) >= PAUSE_PATIENCE_MS:
-                    return self._give_up(action, now, error)
+                    return self._give_up(action, error)
                 cap = _PAUSE_CAP_MS
             wait = retry_after_ms if retry_after_ms is not None else backoff.delay_ms(
                 self.attempts, rnd, backoff.BASE_MS, cap)
@@ -119,9 +119,8 @@ class Session:
                 self._to_idle()
                 return ("skip", "busy_elsewhere")
             self.state = PLAYING
-            self.started_ms = now
             return None
-        return self._end(outcome, now)
+        return self._end(outcome)
 
     def fail(self, error):
         """An error only the owner can fix: no more Spotify calls until then."""
@@ -146,20 +145,19 @@ class Session:
     def _due(self, now):
         return self.retry_at is None or ticks_diff(now, self.retry_at) >= 0
 
-    def _give_up(self, action, now, error):
+    def _give_up(self, action, error):
         if action == "play":
             self._to_idle()
             return ("skip", error or "start_failed")
-        return self._end("pause_failed", now)
+        return self._end("pause_failed")
 
-    def _end(self, why, now):
-        duration = ticks_diff(now, self.started_ms) if self.started_ms is not None else 0
+    def _end(self, why):
+        """The session's end and its start (UTC): a session may outlast half a tick period."""
         self._to_idle()
-        return ("end", why, duration)
+        return ("end", why, self.last_start)
 
     def _to_idle(self):
         self.state = IDLE
         self.in_flight = None
         self.retry_at = None
-        self.started_ms = None
         self.pause_since = None

@@ -7,7 +7,6 @@ from binascii import b2a_base64
 from micropython import const
 
 from core.jsonscan import Scanner
-from core.ticks import ticks_add, ticks_diff
 from net.https import HttpError
 
 RATE_LIMITED = "rate_limited"
@@ -29,7 +28,7 @@ OWNER = (NOT_REGISTERED, OWNER_PREMIUM, NO_SPEAKER)
 _DEFAULT_RETRY_AFTER_S = const(5)
 _MAX_RETRY_AFTER_S = const(86400)  # Retry-After of a day has been seen
 _ACCEPTED_RETRY_MS = const(5000)  # what Spotify advises after a 202
-_EXPIRY_SAFETY_MS = const(30000)
+_EXPIRY_SAFETY_S = const(30)
 _STREAMED_MAX = const(65536)  # a streamed body costs no memory, only time
 
 # What the device reads of GET /me/player (core.playback) and of each listed device.
@@ -142,12 +141,14 @@ class Spotify:
         self._refresh_token = token
         self._access_token = None
 
-    def token_valid_for_ms(self, now_ms):
+    def token_valid_for(self):
+        """Seconds the access token has left, in UTC: a tick kept for the token's hour
+        would compare the wrong way round after days without a call."""
         if self._access_token is None:
             return -1
-        return ticks_diff(self._expires_at, now_ms)
+        return self._expires_at - self._utc()
 
-    async def refresh(self, now_ms):
+    async def refresh(self):
         """A new access token from the token endpoint; a refused refresh token is REAUTH."""
         self._wait_for_ban()
         body = "grant_type=refresh_token&refresh_token=" + quote(self._refresh_token)
@@ -170,7 +171,7 @@ class Spotify:
         try:
             data = response.json()
             token = data["access_token"]
-            lifetime_ms = int(data.get("expires_in", 3600)) * 1000
+            lifetime = int(data.get("expires_in", 3600))
         except (HttpError, KeyError, ValueError, TypeError, AttributeError):
             raise SpotifyError(SERVER, "token: malformed answer")
         rotated = data.get("refresh_token")
@@ -178,13 +179,13 @@ class Spotify:
             self._on_rotate(rotated)
             self._refresh_token = rotated
         self._access_token = token
-        self._expires_at = ticks_add(now_ms, max(0, lifetime_ms - _EXPIRY_SAFETY_MS))
+        self._expires_at = self._utc() + max(0, lifetime - _EXPIRY_SAFETY_S)
 
-    async def call(self, method, target, now_ms, payload=None, scanner=None):
+    async def call(self, method, target, payload=None, scanner=None):
         """scanner: a 2xx answer's body streams through it instead of being kept."""
         self._wait_for_ban()
-        if self.token_valid_for_ms(now_ms) <= 0:
-            await self.refresh(now_ms)
+        if self.token_valid_for() <= 0:
+            await self.refresh()
         body = json.dumps(payload).encode() if payload is not None else None
         for attempt in (1, 2):
             headers = {"Authorization": "Bearer " + self._access_token}
@@ -202,7 +203,7 @@ class Spotify:
                 # Expired or revoked early: refresh once, retry once. One TLS connection
                 # at a time: the API's is closed before the token endpoint is dialled.
                 self.api.close()
-                await self.refresh(now_ms)
+                await self.refresh()
                 continue
             self._check(response)
             return response
@@ -211,29 +212,28 @@ class Spotify:
     def _device_query(device_id):
         return "?device_id=" + quote(device_id) if device_id else ""
 
-    async def player(self, now_ms):
+    async def player(self):
         """The PLAYER_FIELDS of the playback state, or None when nothing plays anywhere."""
         scanner = Scanner(PLAYER_FIELDS)
-        response = await self.call("GET", "/v1/me/player?market=from_token", now_ms,
-                                    scanner=scanner)
+        response = await self.call("GET", "/v1/me/player?market=from_token", scanner=scanner)
         return scanned(response, scanner)
 
-    async def play(self, now_ms, device_id, context_uri=None):
+    async def play(self, device_id, context_uri=None):
         payload = {"context_uri": context_uri} if context_uri else None
         target = "/v1/me/player/play" + self._device_query(device_id)
-        await self.call("PUT", target, now_ms, payload)
+        await self.call("PUT", target, payload)
 
-    async def transfer(self, now_ms, device_id):
-        await self.call("PUT", "/v1/me/player", now_ms, {"device_ids": [device_id], "play": True})
+    async def transfer(self, device_id):
+        await self.call("PUT", "/v1/me/player", {"device_ids": [device_id], "play": True})
 
-    async def pause(self, now_ms, device_id):
-        await self.call("PUT", "/v1/me/player/pause" + self._device_query(device_id), now_ms)
+    async def pause(self, device_id):
+        await self.call("PUT", "/v1/me/player/pause" + self._device_query(device_id))
 
-    async def set_volume(self, now_ms, device_id, percent):
+    async def set_volume(self, device_id, percent):
         query = "?volume_percent=%d" % percent
         if device_id:
             query += "&device_id=" + quote(device_id)
-        await self.call("PUT", "/v1/me/player/volume" + query, now_ms)
+        await self.call("PUT", "/v1/me/player/volume" + query)
 
 
 def scanned(response, scanner):

@@ -9,13 +9,13 @@ _DEVICES = "devices.[]"
 _FIELDS = ("devices.[].id", "devices.[].name", "devices.[].is_restricted")
 
 
-async def find(spotify, now_ms, wanted):
+async def find(spotify, wanted):
     """The configured speaker ({"id", "name", ...}) if Spotify lists it and it can be
     addressed, else None."""
     matches = []
     scanner = Scanner(_FIELDS, _DEVICES,
                       lambda device: addressable(device, wanted) and matches.append(device))
-    response = await spotify.call("GET", "/v1/me/player/devices", now_ms, scanner=scanner)
+    response = await spotify.call("GET", "/v1/me/player/devices", scanner=scanner)
     if scanned(response, scanner) is None:
         raise SpotifyError(SERVER, "devices: no answer")
     return matches[0] if matches else None

@@ -26,6 +26,30 @@ def _why(code):
     return _REASONS.get(code, code)
 
 
+def _span(seconds: int) -> str:
+    """7 days, 2 h 30 min, 45 s: a span in words, to the largest units that matter."""
+    days, rest = divmod(abs(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [("%d day%s" % (days, "" if days == 1 else "s")) if days else "",
+             "%d h" % hours if hours else "", "%d min" % minutes if minutes else "",
+             "%d s" % secs if secs and not days else ""]
+    return " ".join(p for p in parts if p) or "0 s"
+
+
+def _clock_words(event) -> str:
+    if "advance_s" in event:
+        return "%s later (the scenario moves the clocks on)" % _span(event["advance_s"])
+    drift = event.get("rtc_offset_s", 0)
+    return "the board's clock drifts %s %s" % (_span(drift), "ahead" if drift > 0 else "back")
+
+
+def _sync_words(step_s: int) -> str | None:
+    if not step_s:
+        return None  # right already: not worth a line
+    return "clock set by NTP: it was %s %s" % (_span(step_s), "slow" if step_s > 0 else "fast")
+
+
 def describe(event) -> str | None:
     """What an event says, or None for events not worth showing."""
     kind = event.get("ev")
@@ -53,18 +77,22 @@ def describe(event) -> str | None:
         "config_refused": lambda e: "refused settings: %s" % "; ".join(
             "%s (%s)" % kv for kv in sorted(e.get("refused", {}).items())),
         "crash": lambda e: "firmware crashed (%s) and restarted" % e.get("error"),
+        "clock": _clock_words,
+        "clock_sync": lambda e: _sync_words(e.get("step_s", 0)),
     }.get(kind)
     return text(event) if text else None
 
 
 class Narrator:
     """One line an event: seconds since the firmware was ready, the device's local clock
-    (the scenario's clock in its tz, following reboots and tz changes), and what happened."""
+    (the scenario's clock in its tz, following reboots, tz changes, time jumps and drift),
+    and what happened."""
 
     def __init__(self, clock_utc: int, posix_tz: str):
         self._tz = posix_tz
         self._ready_utc = clock_utc  # the board's clock when the firmware said ready
         self._up_ms = 0  # how long the firmware was up when it went down
+        self._drift_s = 0  # the board's wall clock ahead of the true time
 
     def line(self, event) -> str | None:
         kind = event.get("ev")
@@ -74,6 +102,12 @@ class Narrator:
             self._up_ms = event.get("t", 0)
         elif kind == "reboot":  # the runner moves the clock on by the time it was up
             self._ready_utc += self._up_ms // 1000
+            self._drift_s = 0
+        elif kind == "clock":
+            self._ready_utc += event.get("advance_s", 0)
+            self._drift_s += event.get("rtc_offset_s", 0)
+        elif kind == "clock_sync":
+            self._drift_s = 0
         elif kind == "config_applied" and "tz" in event.get("changed", {}):
             self._tz = event["changed"]["tz"]
         text = describe(event)
@@ -82,5 +116,6 @@ class Narrator:
     def _stamp(self, event) -> str:
         if "t" not in event:
             return "%-20s" % "  boot"
-        moment, name = local_clock(self._ready_utc + event["t"] // 1000, self._tz)
+        moment, name = local_clock(self._ready_utc + event["t"] // 1000 + self._drift_s,
+                                   self._tz)
         return "%6.1fs %s %-5s" % (event["t"] / 1000, moment.strftime("%H:%M:%S"), name)

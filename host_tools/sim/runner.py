@@ -6,6 +6,10 @@ from the moment the firmware reports ready (a negative `at` happens during
 boot); `until` ends the run. With a shadow link (IotTarget), an event
 {"at": 5.0, "desired": {"timeout_s": 60}} sets desired config in the shadow
 through the AWS IoT data-plane API, as `spotty config set` does.
+{"at": 5.0, "advance_s": 604800} moves the board's clocks (ticks and UTC) a week
+on at once, as if it had idled that long; {"at": 5.0, "rtc_offset_s": 600} moves
+its wall clock alone (drift, until the firmware syncs it). "ticks_ms" is the
+board's tick counter when it starts (default: 3 s before it wraps, 2**30 ms).
 
 Reboots: when the firmware resets the board (exit code 3), the runner starts it
 again from the same flash, up to `max_reboots` times; events of every boot go
@@ -93,7 +97,9 @@ def parse_clock(text: str) -> int:
     return int(moment.timestamp())
 
 
-EVENT_KEYS = ("at", "pir", "desired")
+EVENT_KEYS = ("at", "pir", "desired", "advance_s", "rtc_offset_s")
+KINDS = EVENT_KEYS[1:]  # an event has `at` and one of these
+TICKS_PERIOD_MS = 1 << 30  # the ESP32's, which the simulated board's ticks wrap at
 
 
 def validate_scenario(scenario) -> dict:
@@ -103,9 +109,13 @@ def validate_scenario(scenario) -> dict:
 
     if not isinstance(scenario, dict):
         raise RefusedError("a scenario is a JSON object")
-    unknown = set(scenario) - {"clock", "config", "events", "until", "device"}
+    unknown = set(scenario) - {"clock", "config", "events", "until", "device", "ticks_ms"}
     if unknown:
         raise RefusedError("unknown scenario keys: %s" % ", ".join(sorted(unknown)))
+    ticks = scenario.get("ticks_ms", TICKS_PERIOD_MS - 3000)
+    if not _is_int(ticks) or not 0 <= ticks < TICKS_PERIOD_MS:
+        raise RefusedError("scenario `ticks_ms` must be a whole number from 0 to %d (the "
+                           "board's tick counter when it starts)" % (TICKS_PERIOD_MS - 1))
     accepted, _ = settings.check(scenario.get("config", {}), "scenario config refused")
     until = scenario.get("until")
     if not isinstance(until, (int, float)) or until <= 0:
@@ -117,7 +127,12 @@ def validate_scenario(scenario) -> dict:
         "events": events,
         "until": float(until),
         "device": scenario.get("device", {}),
+        "ticks_ms": ticks,
     }
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _checked_event(event) -> dict:
@@ -126,13 +141,19 @@ def _checked_event(event) -> dict:
     if not isinstance(event, dict) or not isinstance(event.get("at"), (int, float)):
         raise RefusedError("each event needs a numeric `at`: %r" % (event,))
     unknown = sorted(set(event) - set(EVENT_KEYS))
+    one_of = "an event has `at` and one of %s" % ", ".join("`%s`" % k for k in KINDS)
     if unknown:
         close = difflib.get_close_matches(unknown[0], EVENT_KEYS, n=1)
-        raise RefusedError("event %s: unknown key %s%s (an event has `at` and either `pir` or "
-                           "`desired`)" % (json.dumps(event), ", ".join(unknown),
-                                           ", did you mean %s?" % close[0] if close else ""))
+        raise RefusedError("event %s: unknown key %s%s (%s)" % (
+            json.dumps(event), ", ".join(unknown),
+            ", did you mean %s?" % close[0] if close else "", one_of))
+    kinds = [k for k in KINDS if k in event]
+    if len(kinds) != 1:
+        raise RefusedError("event %s: %s" % (json.dumps(event), one_of))
+    if kinds[0] in ("advance_s", "rtc_offset_s"):
+        return _checked_clock_event(event, kinds[0])
     if "desired" in event:
-        if not isinstance(event["desired"], dict) or "pir" in event:
+        if not isinstance(event["desired"], dict):
             raise RefusedError("event %r: `desired` must be an object of settings" % (event,))
         # Friendlier forms are read here; the values are the device's to judge (a scenario
         # may test its refusals).
@@ -145,6 +166,17 @@ def _checked_event(event) -> dict:
         return dict(event, desired=desired)
     if event.get("pir") not in (0, 1):
         raise RefusedError("event %r: `pir` must be 0 or 1" % (event,))
+    return event
+
+
+def _checked_clock_event(event: dict, kind: str) -> dict:
+    value = event[kind]
+    if event["at"] < 0:
+        raise RefusedError("event %s: `%s` needs an `at` of 0 or more (the board's clocks "
+                           "run from its ready)" % (json.dumps(event), kind))
+    if not _is_int(value) or (kind == "advance_s" and value <= 0):
+        raise RefusedError("event %s: `%s` must be a whole number of seconds%s" % (
+            json.dumps(event), kind, " above 0" if kind == "advance_s" else ""))
     return event
 
 
@@ -178,7 +210,8 @@ def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
         "config.json": scenario["config"],
         "device.json": scenario["device"],
         "sim.json": {"clock_utc": scenario["clock_utc"], "until": scenario["until"],
-                     "events": [e for e in scenario["events"] if "pir" in e]},
+                     "ticks_ms": scenario["ticks_ms"],
+                     "events": [e for e in scenario["events"] if "desired" not in e]},
     }
     for name, content in files.items():
         (flash / name).write_text(json.dumps(content))
@@ -391,16 +424,19 @@ def _advance_timeline(sim_json: Path, up_s: float) -> bool:
     if until <= 0:
         return False
     level = 0
+    clock_utc = scenario["clock_utc"] + int(up_s)
     events = []
     for event in sorted(scenario["events"], key=lambda e: e["at"]):
         at = event["at"] - up_s
-        if at < 0:
-            level = event["pir"]  # happened while up; only the level is left of it
-        else:
+        if at >= 0:
             events.append(dict(event, at=at))
+        elif "pir" in event:
+            level = event["pir"]  # happened while up; only the level is left of it
+        else:  # the clock jumped on; drift is gone, as the boot syncs the clock
+            clock_utc += event.get("advance_s", 0)
     if level:
         events.insert(0, {"at": -0.001, "pir": 1})  # still there during the next boot
-    scenario.update(clock_utc=scenario["clock_utc"] + int(up_s), until=until, events=events)
+    scenario.update(clock_utc=clock_utc, until=until, events=events)
     sim_json.write_text(json.dumps(scenario))
     return True
 

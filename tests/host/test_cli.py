@@ -598,7 +598,35 @@ def test_sim_refuses_an_unknown_event_key(capsys, tmp_path):
     code, out, err = run(capsys, "sim", scenario_file(tmp_path, events=[{"at": 1, "pri": 1}]))
     assert code == 3 and out == ""
     assert err == ('spotty: event {"at": 1, "pri": 1}: unknown key pri, did you mean pir? (an '
-                   'event has `at` and either `pir` or `desired`)\n')
+                   'event has `at` and one of `pir`, `desired`, `advance_s`, `rtc_offset_s`)\n')
+
+
+def test_sim_refuses_clock_events_and_ticks_it_cannot_run(capsys, tmp_path):
+    refusals = [
+        ({"at": 1, "pir": 1, "advance_s": 60},
+         'event {"at": 1, "pir": 1, "advance_s": 60}: an event has `at` and one of `pir`, '
+         '`desired`, `advance_s`, `rtc_offset_s`'),
+        ({"at": 1, "advance_s": 0},
+         'event {"at": 1, "advance_s": 0}: `advance_s` must be a whole number of seconds '
+         'above 0'),
+        ({"at": 1, "rtc_offset_s": 1.5},
+         'event {"at": 1, "rtc_offset_s": 1.5}: `rtc_offset_s` must be a whole number of '
+         'seconds'),
+        ({"at": -1, "advance_s": 60},
+         'event {"at": -1, "advance_s": 60}: `advance_s` needs an `at` of 0 or more (the '
+         "board's clocks run from its ready)"),
+    ]
+    for event, message in refusals:
+        code, out, err = run(capsys, "sim", scenario_file(tmp_path, events=[event]))
+        assert (code, out, err) == (3, "", "spotty: %s\n" % message)
+    path = tmp_path / "ticks.json"
+    for ticks in (-1, 1 << 30, "0", True):
+        path.write_text(json.dumps({"config": {"spotify_device": "Bathroom"}, "until": 5,
+                                    "ticks_ms": ticks}))
+        code, out, err = run(capsys, "sim", str(path))
+        assert (code, out) == (3, "") and err == (
+            "spotty: scenario `ticks_ms` must be a whole number from 0 to 1073741823 (the "
+            "board's tick counter when it starts)\n"), ticks
 
 
 def test_sim_without_a_speaker_names_the_mocks_speakers(capsys, tmp_path):

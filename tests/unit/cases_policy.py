@@ -35,10 +35,20 @@ def test_quiet_window_same_day_and_degenerate():
 
 def test_refusal_order_and_motion_gap():
     noon = at(2026, 7, 1, 10, 0)
-    assert policy.start_refusal(conf(enabled=False), BERLIN, noon, 0, None) == "disabled"
+    assert policy.start_refusal(conf(enabled=False), BERLIN, noon, None) == "disabled"
     quiet = conf(quiet_start="11:00", quiet_end="13:00")
-    assert policy.start_refusal(quiet, BERLIN, noon, 0, None) == "quiet_hours"
+    assert policy.start_refusal(quiet, BERLIN, noon, None) == "quiet_hours"
     gap = conf(motion_gap_s=60)
-    assert policy.start_refusal(gap, BERLIN, noon, 59999, 0) == "motion_gap"
-    assert policy.start_refusal(gap, BERLIN, noon, 60000, 0) is None
-    assert policy.start_refusal(gap, BERLIN, noon, 5, None) is None
+    assert policy.start_refusal(gap, BERLIN, noon, noon - 59) == "motion_gap"
+    assert policy.start_refusal(gap, BERLIN, noon, noon - 60) is None
+    assert policy.start_refusal(gap, BERLIN, noon, None) is None
+
+
+def test_motion_gap_after_days_away_and_a_clock_set_back():
+    gap = conf(motion_gap_s=3600)
+    noon = at(2026, 7, 1, 10, 0)
+    for days in (7, 11, 14, 200):  # a tick kept this long would compare the wrong way
+        assert policy.start_refusal(gap, BERLIN, noon + days * 86400, noon) is None
+    # The clock was 10 minutes fast at the last start and has been set right since:
+    # the start seems to lie ahead, which says nothing about the gap.
+    assert policy.start_refusal(gap, BERLIN, noon, noon + 600) is None

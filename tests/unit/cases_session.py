@@ -1,5 +1,6 @@
 from core import config, session, tzparse
 from core.session import Session
+from core.ticks import ticks_add, ticks_diff
 
 UTC = tzparse.parse("UTC0")
 NOON = 1795348800  # 2026-11-22T12:00:00Z
@@ -20,7 +21,7 @@ class Room:
         self.left_at = now
 
     def quiet_for_ms(self, now):
-        return -1 if self.left_at is None else now - self.left_at
+        return -1 if self.left_at is None else ticks_diff(now, self.left_at)
 
 
 def cfg(**changes):
@@ -54,7 +55,7 @@ def test_pause_exactly_at_timeout_not_before():
     assert s.tick(5000 + 59999, NOON, room, conf, UTC) is None
     assert s.tick(5000 + 60000, NOON, room, conf, UTC) == ("pause",)
     assert s.tick(5000 + 60100, NOON, room, conf, UTC) is None  # in flight: nothing twice
-    assert s.done("pause", session.PAUSED, 66000) == ("end", "paused", 66000 - 1300)
+    assert s.done("pause", session.PAUSED, 66000) == ("end", "paused", NOON)  # its start
     assert s.state == session.IDLE
 
 
@@ -80,7 +81,24 @@ def test_motion_gap_between_start_attempts():
     room.enter()
     assert s.tick(60000, NOON, room, conf, UTC) == ("skip", "motion_gap")
     room.enter()
-    assert s.tick(121000, NOON, room, conf, UTC) == ("play",)
+    assert s.tick(121000, NOON, room, conf, UTC) == ("skip", "motion_gap")  # UTC counts
+    room.enter()
+    assert s.tick(121000, NOON + 120, room, conf, UTC) == ("play",)
+
+
+def test_a_week_away_across_a_tick_wrap():
+    # The last start's tick would be ancient: 7 to 14 days is more than half the ESP32's
+    # 2**30 ms tick period, after which ticks compare the wrong way round.
+    conf = cfg(timeout_s=1, motion_gap_s=3600)
+    for days in (7, 11, 14):
+        room = Room()
+        s = playing_session(conf, room, now=ticks_add(0, -500))  # just before a wrap
+        room.leave(ticks_add(0, -400))
+        assert s.tick(ticks_add(0, 700), NOON, room, conf, UTC) == ("pause",)
+        assert s.done("pause", session.PAUSED, ticks_add(0, 800)) == ("end", "paused", NOON)
+        later = ticks_add(800, days * 86400000)
+        room.enter()
+        assert s.tick(later, NOON + days * 86400, room, conf, UTC) == ("play",), days
 
 
 def test_retry_waits_for_retry_after_while_ticks_go_on():
@@ -144,7 +162,7 @@ def test_fatal_error_stops_calls_until_cleared():
     assert s.tick(200, NOON, room, conf, UTC) == ("skip", "needs_reauth")
     s.clear_error()
     room.enter()
-    assert s.tick(300000, NOON, room, conf, UTC) == ("play",)
+    assert s.tick(300000, NOON + 300, room, conf, UTC) == ("play",)
 
 
 def test_busy_elsewhere_ends_the_attempt():
