@@ -63,7 +63,9 @@ class Stats:
             "motions": self.motions,
             "last_motion": self.last_motion,
             "by_hour": list(self.by_hour),
-            "by_day": self.by_day,
+            # A copy, as by_hour: a report is rendered a piece at a time
+            # (mqtt_wire.publish_json), and a session may end in between.
+            "by_day": [list(day) for day in self.by_day],
         }
 
 

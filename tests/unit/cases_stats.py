@@ -68,3 +68,11 @@ def test_days_saved_by_older_firmware_have_no_play_time_yet():
     assert s.as_dict()["by_day"] == [["2026-11-21", 1, 0], ["2026-11-22", 2, 0]]
     s.session(BERLIN, at(2026, 11, 22, 10), 120)
     assert s.as_dict()["by_day"][-1] == ["2026-11-22", 3, 120]
+
+
+def test_a_report_is_a_snapshot_that_a_later_session_does_not_change():
+    s = Stats()
+    s.session(BERLIN, at(2026, 11, 23, 12), 60)
+    report = s.as_dict()
+    s.session(BERLIN, at(2026, 11, 23, 12, 5), 30)
+    assert report["by_day"][-1][1:] == [1, 60] and report["sessions"] == 1
