@@ -176,7 +176,7 @@ class App:
         rare.drop("startup")
         if link:
             self.cloud.start(*link)
-            if self.cloud.link is None and not self.health.safe:
+            if not self.cloud.provisioned() and not self.health.safe:
                 self.health.healthy()  # no shadow link to wait for
         log.start_clock(self.board.ticks_ms)
         log.event(

@@ -2,15 +2,41 @@
 # reports (config, status, stats, ota), how desired config is acknowledged, the
 # token pushed on the device's own topic, and the one TLS connection it shares
 # with Spotify on boards without PSRAM. Without a link every call does nothing.
+#
+# On a board with one TLS connection the link's code (shadow, net.mqtt and what
+# they import, about 15 KB) is not even loaded during a Spotify call: the link
+# and Spotify never need it at the same time, and the heap is too small for both
+# (README, "Memory on the board"). What the link must remember meanwhile is in
+# LinkMemory, here.
 import asyncio
 
 from micropython import const
 
 import log
 import rare
-from core import shadowdoc
 
 _MQTT_KEEPALIVE_S = const(300)
+SECTIONS = ("config", "status", "stats", "ota")
+_LINK_MODULES = ("shadow", "net.mqtt", "net.mqtt_wire", "core.shadowdoc")
+_FLUSH_POLL_MS = const(50)
+
+
+class LinkMemory:
+    """What the shadow link keeps across its reconnects, and while it is unloaded."""
+
+    def __init__(self):
+        self.due = set(SECTIONS)  # reported sections to send; all after the first connect
+        self.desired_due = {}  # desired keys to set (None deletes) with the next update
+        self.version = None  # of the last desired state applied
+        self.subscribed = False  # in the broker's session, by this boot
+        self.token = 0  # the last clientToken's number
+        self.config_errors = {}  # config keys refused before (core.shadowdoc.acknowledge)
+        # Traffic, for the benchmark's messages-per-session figures.
+        self.sent = self.received = self.bytes_out = self.bytes_in = 0
+        self.connects = self.subscribes = self.pubacks = 0  # of the clients unloaded
+
+    def all_due(self):
+        self.due.update(SECTIONS)
 
 
 class Cloud:
@@ -18,52 +44,80 @@ class Cloud:
         self.app = app
         self.version = version
         self.single_tls = single_tls
-        self.acknowledger = shadowdoc.Acknowledger()
-        self.link = None
+        self.memory = LinkMemory()
+        self.link = None  # the ShadowLink while its code is loaded
+        self._runner = None  # its task
+        self._reach = None  # (endpoint, port, thing, TLS context)
 
     def start(self, secrets, ctx):
         """The shadow link, on a board provisioned for AWS IoT (ctx: its TLS context)."""
         if ctx is None:
             return
+        self._reach = (secrets["iot_endpoint"], secrets.get("iot_port", 8883),
+                       secrets["thing_name"], ctx)
+        if self.single_tls and self.app.spotify:
+            self.app.spotify.api.close()  # the warm-up's connection: the link takes the slot
+        self._load()
+
+    def provisioned(self):
+        return self._reach is not None
+
+    def _load(self):
         from net.mqtt import Client  # only boards with a shadow link pay for it
         from shadow import ShadowLink
 
-        app = self.app
-        thing = secrets["thing_name"]
-        client = Client(secrets["iot_endpoint"], secrets.get("iot_port", 8883), thing, ctx,
-                        keepalive_s=_MQTT_KEEPALIVE_S, max_message=8192)
-        self.link = ShadowLink(client, thing, self.answer_desired, self.section,
-                               answer_ota=app.answer_ota, on_up=app.health.healthy,
+        endpoint, port, thing, ctx = self._reach
+        client = Client(endpoint, port, thing, ctx, keepalive_s=_MQTT_KEEPALIVE_S,
+                        max_message=8192)
+        self.link = ShadowLink(client, thing, self.memory, self.answer_desired, self.section,
+                               answer_ota=self.app.answer_ota, on_up=self.app.health.healthy,
                                topics=(token_topic(thing),), on_message=self.token_pushed)
-        if self.single_tls and app.spotify:
-            app.spotify.api.close()  # the warm-up's connection: the link takes the slot
-        asyncio.create_task(self.link.run())
+        self._runner = asyncio.create_task(self.link.run())
+
+    async def _unload(self):
+        link, self.link = self.link, None
+        self._runner.cancel()
+        self._runner = None
+        await link.close()
+        memory, client = self.memory, link.client
+        memory.connects += client.connects
+        memory.subscribes += client.subscribes
+        memory.pubacks += client.pubacks
+        link = client = None
+        rare.drop(*_LINK_MODULES)
 
     # -- out ----------------------------------------------------------------
 
     def report(self, *sections):
-        if self.link:
-            self.link.report(*sections)
+        """Send these sections with the link's next update (coalesced)."""
+        if self._reach:
+            self.memory.due.update(sections)
 
     def ota_changed(self, clear_desired):
         self.report("ota")
-        if clear_desired and self.link:
-            self.link.set_desired("ota", None)
+        if clear_desired and self._reach:
+            self.memory.desired_due["ota"] = None
 
-    async def flush(self):
-        if self.link:
-            await self.link.flush()
+    async def flush(self, timeout_ms=15000):
+        """Wait until everything due has gone out, or timeout_ms: a caller makes one
+        state visible before the next replaces it."""
+        memory = self.memory
+        waited = 0
+        while self._reach and (memory.due or memory.desired_due) and waited < timeout_ms:
+            await asyncio.sleep_ms(_FLUSH_POLL_MS)
+            waited += _FLUSH_POLL_MS
 
     def counts(self):
         """Cumulative MQTT traffic, for the benchmark's messages-per-session figures."""
-        link = self.link
-        if not link:
+        if not self._reach:
             return {}
-        client = link.client
-        return {"mqtt_sent": link.sent, "mqtt_received": link.received,
-                "mqtt_bytes_out": link.bytes_out, "mqtt_bytes_in": link.bytes_in,
-                "mqtt_connects": client.connects, "mqtt_subscribes": client.subscribes,
-                "mqtt_pubacks": client.pubacks}
+        memory = self.memory
+        client = self.link.client if self.link else None
+        return {"mqtt_sent": memory.sent, "mqtt_received": memory.received,
+                "mqtt_bytes_out": memory.bytes_out, "mqtt_bytes_in": memory.bytes_in,
+                "mqtt_connects": memory.connects + (client.connects if client else 0),
+                "mqtt_subscribes": memory.subscribes + (client.subscribes if client else 0),
+                "mqtt_pubacks": memory.pubacks + (client.pubacks if client else 0)}
 
     def section(self, name):
         app = self.app
@@ -103,7 +157,11 @@ class Cloud:
     # -- in -----------------------------------------------------------------
 
     def answer_desired(self, desired):
-        new, changed, state = self.acknowledger.answer(self.app.config, desired)
+        from core.shadowdoc import acknowledge  # loaded with the link
+
+        memory = self.memory
+        new, changed, state, memory.config_errors = acknowledge(
+            self.app.config, desired, memory.config_errors)
         rare.drop("core.config", "core.tzparse")  # the schema: loaded for this answer only
         errors = state["reported"]["config_errors"]
         if errors:
@@ -125,15 +183,23 @@ class Cloud:
     # -- the one TLS connection of a board without PSRAM --------------------
 
     async def take_tls(self):
-        """Before a Spotify call: on a single-TLS board the shadow link yields its slot."""
+        """Before a Spotify call: on a single-TLS board the shadow link closes at once
+        (the motion path waits for no MQTT round trip) and its code is unloaded."""
         if self.link and self.single_tls:
-            await self.link.suspend()
+            await self._unload()
 
     def give_tls(self):
-        if self.link and self.single_tls:
+        """After it: the link comes back in the background; its `get` fetches whatever
+        desired state changed meanwhile."""
+        if self._reach and self.single_tls and self.link is None:
             if self.app.spotify:
                 self.app.spotify.api.close()
-            self.link.resume()
+            self._load()
+
+    async def stop(self):
+        """Close the link for good (a measuring script ends the app)."""
+        if self.link:
+            await self._unload()
 
 
 def token_topic(thing):

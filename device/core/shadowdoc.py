@@ -81,35 +81,25 @@ def version(doc):
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class Acknowledger:
-    """Builds the shadow update that answers a desired config, remembering which
-    keys were refused before so their errors can be cleared once fixed."""
+def acknowledge(current, desired, refused):
+    """(new_config, changed, update_state, refused now) for a desired config (any JSON
+    value); refused: {key: reason} of the last answer, so that errors fixed since are
+    cleared in reported.config_errors."""
+    if not isinstance(desired, dict):
+        new, changed = current, {}
+        errors = {"config": desired if desired is TOO_BIG else "must be an object"}
+        fix = None  # delete desired.config as a whole
+    else:
+        from core import config as schema  # rare: the caller may drop it afterwards
 
-    def __init__(self):
-        self.errors = {}
-
-    def answer(self, current, desired):
-        """(new_config, changed, update_state) for a desired config (any JSON value)."""
-        if not isinstance(desired, dict):
-            new, changed = current, {}
-            errors = {"config": desired if desired is TOO_BIG else "must be an object"}
-            fix = None  # delete desired.config as a whole
-        else:
-            from core import config as schema  # rare: the caller may drop it afterwards
-
-            new, changed, errors = schema.apply(current, desired)
-            fix = {key: None for key in errors}
-            for key, value in desired.items():
-                if key not in errors and new[key] != value:
-                    fix[key] = new[key]  # normalised; None (from "") deletes it
-        reported = {"config": new, "config_errors": self._error_update(errors)}
-        state = {"reported": reported}
-        if fix is None or fix:
-            state["desired"] = {"config": fix}
-        return new, changed, state
-
-    def _error_update(self, errors):
-        update = {key: None for key in self.errors if key not in errors}
-        update.update(errors)
-        self.errors = dict(errors)
-        return update or None
+        new, changed, errors = schema.apply(current, desired)
+        fix = {key: None for key in errors}
+        for key, value in desired.items():
+            if key not in errors and new[key] != value:
+                fix[key] = new[key]  # normalised; None (from "") deletes it
+    update = {key: None for key in refused if key not in errors}
+    update.update(errors)
+    state = {"reported": {"config": new, "config_errors": update or None}}
+    if fix is None or fix:
+        state["desired"] = {"config": fix}
+    return new, changed, state, dict(errors)

@@ -55,6 +55,10 @@ class Client(Connection):
         self.connects = 0
         self.requests = 0
 
+    def close(self):
+        super().close()
+        self._piece = None  # the heap is the shadow link's until the next request
+
     async def request(self, method, target, headers=None, body=None, sink=None, limit=None):
         """With sink, a 2xx answer's body is not kept: it goes to sink(buffer, n) in
         pieces of at most 1 KB through one buffer (Response.body is then b""), and a

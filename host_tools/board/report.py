@@ -164,10 +164,8 @@ async def hw_session(window_ms):
         error = '%s: %s' % (type(e).__name__, e)
     sampler.cancel()
     if running is not None:
-        # The app's tasks are cancelled; close what it holds open. The shadow link's own
-        # task stays behind, waiting, until the event loop is replaced below.
-        if running.cloud.link:
-            await running.cloud.link.suspend()
+        # The app's tasks are cancelled; close what it holds open, the shadow link too.
+        await running.cloud.stop()
         if running.spotify:
             running.spotify.api.close()
             running.spotify.accounts.close()

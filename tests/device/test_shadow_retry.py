@@ -8,6 +8,7 @@ from host_tools.sim.runtime import run_micropython
 
 DRIVER = """
 import asyncio
+from cloud import LinkMemory
 from shadow import ShadowLink
 
 class Client:
@@ -39,7 +40,7 @@ class Client:
         pass
 
 client = Client([MemoryError("memory allocation failed"), OSError(104)])
-link = ShadowLink(client, "bath", lambda desired: {}, lambda name: {})
+link = ShadowLink(client, "bath", LinkMemory(), lambda desired: {}, lambda name: {})
 
 async def main():
     asyncio.create_task(link.run())  # runs for ever, as on the board: watched for 4 s

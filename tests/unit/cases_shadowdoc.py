@@ -63,25 +63,26 @@ def test_wanted_from_delta_and_get():
 
 
 def test_answer_applies_valid_refuses_invalid_and_clears_their_delta():
-    ack = shadowdoc.Acknowledger()
-    new, changed, state = ack.answer(config.DEFAULTS, {"timeout_s": 60, "volume": 500,
-                                                       "colour": "red"})
+    new, changed, state, refused = shadowdoc.acknowledge(
+        config.DEFAULTS, {"timeout_s": 60, "volume": 500, "colour": "red"}, {})
     assert new["timeout_s"] == 60 and new["volume"] is None and changed == {"timeout_s": 60}
     assert state["reported"]["config"] == new
     assert state["reported"]["config_errors"] == {"volume": "must be 0..100",
                                                   "colour": "unknown setting"}
     assert state["desired"] == {"config": {"volume": None, "colour": None}}
     # The owner fixes the volume: its old error is cleared, nothing left to delete.
-    new, changed, state = ack.answer(new, {"volume": 40})
-    assert changed == {"volume": 40}
+    new, changed, state, refused = shadowdoc.acknowledge(new, {"volume": 40}, refused)
+    assert changed == {"volume": 40} and refused == {}
     assert state["reported"]["config_errors"] == {"volume": None, "colour": None}
     assert "desired" not in state
+    # Nothing refused before or now: nothing to clear.
+    assert shadowdoc.acknowledge(new, {"volume": 41}, {})[2]["reported"]["config_errors"] is None
 
 
 def test_normalised_values_are_written_back_to_desired():
-    ack = shadowdoc.Acknowledger()
     link = "https://open.spotify.com/playlist/37i9dQZF1DXcBWIGoYBM5M?si=x"
-    new, _, state = ack.answer(config.DEFAULTS, {"playlist_uri": link, "quiet_start": ""})
+    new, _, state, _ = shadowdoc.acknowledge(
+        config.DEFAULTS, {"playlist_uri": link, "quiet_start": ""}, {})
     assert new["playlist_uri"] == "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"
     assert state["desired"]["config"] == {"playlist_uri": new["playlist_uri"],
                                           "quiet_start": None}
@@ -89,7 +90,8 @@ def test_normalised_values_are_written_back_to_desired():
 
 
 def test_a_config_that_is_not_an_object_is_refused_whole():
-    new, changed, state = shadowdoc.Acknowledger().answer(config.DEFAULTS, [1, 2])
+    new, changed, state, refused = shadowdoc.acknowledge(config.DEFAULTS, [1, 2], {})
+    assert refused == {"config": "must be an object"}
     assert new == config.DEFAULTS and changed == {}
     assert state["desired"] == {"config": None}
     assert state["reported"]["config_errors"] == {"config": "must be an object"}
@@ -123,7 +125,7 @@ def test_a_section_too_big_for_the_device_is_refused_whole_and_deleted_from_desi
     assert problem is None and fields["version"] == 4
     assert shadowdoc.wanted(fields, "get") is shadowdoc.TOO_BIG
     assert fields["state.delta"] is True  # still says something is pending
-    new, changed, state = shadowdoc.Acknowledger().answer(config.DEFAULTS, shadowdoc.TOO_BIG)
+    new, changed, state, _ = shadowdoc.acknowledge(config.DEFAULTS, shadowdoc.TOO_BIG, {})
     assert new == config.DEFAULTS and changed == {}
     assert state["desired"] == {"config": None}
     assert state["reported"]["config_errors"] == {"config": "too big for the device"}
