@@ -9,10 +9,12 @@
 # In safe mode (after repeated crashes, see health.py) only Wi-Fi and the shadow
 # link run: no Spotify, no motion sessions, so an update can still fix the device.
 import asyncio
+import gc
 import random
 import sys
 
 from micropython import const
+from spotify_account import FATAL, OWNER, SpotifyError
 
 import log
 import rare
@@ -23,7 +25,6 @@ from core import session as sess
 from core.stats import Stats
 from core.ticks import ticks_add, ticks_diff
 from health import Health
-from net.spotify import FATAL, OWNER, SpotifyError
 from ota import state as ota_state
 from pir import Pir
 from refresh_token import RefreshToken
@@ -53,7 +54,8 @@ class App:
         self.error = None  # last error state, for status and the LED
         self.job = None
         self.job_ready = asyncio.Event()
-        self.spotify = None
+        self.account = None  # a spotify_account.Account, once provisioned
+        self.spotify = None  # its client and player, while their code is loaded
         self.player = None
         self.token = RefreshToken()
         self.refresh_failures = 0
@@ -78,8 +80,8 @@ class App:
         store.save_json("config.json", new)
         if "tz" in changed:
             self.zone = _zone(new["tz"])
-        if "spotify_device" in changed and self.player:
-            self.player.forget_device()
+        if "spotify_device" in changed and self.account:
+            self.account.device_id = None
         log.event("config_applied", changed=changed)
         self.owner_acted()
 
@@ -194,24 +196,38 @@ class App:
                 continue  # not provisioned
             self.job_ready.clear()
             job, self.job = self.job, None
-            cloud = self.cloud
-            if job and self.spotify:
-                await cloud.take_tls()
+            self.cloud.give_tls()  # the link back, if it could not load before
+            if not (job and self.account):
+                job = None
+                if self.ota_job and self._ota_due(now) and self._idle():
+                    await self._start_update()
+                    continue
+                if self.account and self._should_refresh(now):
+                    job = "refresh"
+                elif self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
+                    self._heartbeat()
+                if job is None:
+                    continue
+            if await self.cloud.take_tls():
+                # The shadow link's code is dropped, but this task's frames may still
+                # point at it (the GC reads stale slots too) until the task has yielded
+                # once: then a collection here, in the task's own frame, finds the room
+                # for Spotify's code. Deeper down, it does not.
+                await asyncio.sleep_ms(0)
+                gc.collect()
+            if job == "refresh":
+                self._refreshed(await self.spotify_call(lambda: self.spotify.refresh()))
+            else:
                 await self._run_job(job)
-                cloud.give_tls()
-            elif self.ota_job and self._ota_due(now) and self._idle():
-                await self._start_update()
-            elif self.spotify and self._should_refresh(now):
-                await cloud.take_tls()
-                self._refreshed(await self.spotify_call(self.spotify.refresh))
-                cloud.give_tls()
-            elif self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
-                try:
-                    self.sync_clock()
-                except OSError:
-                    pass  # tried again with the next heartbeat; status says when it last worked
-                self.last_heartbeat = self.board.utc()
-                cloud.report("status")
+            self.cloud.give_tls()
+
+    def _heartbeat(self):
+        try:
+            self.sync_clock()
+        except OSError:
+            pass  # tried again with the next heartbeat; status says when it last worked
+        self.last_heartbeat = self.board.utc()
+        self.cloud.report("status")
 
     # -- updates ------------------------------------------------------------
 
@@ -251,9 +267,9 @@ class App:
     def _should_refresh(self, now):
         return (
             self.session.state == sess.IDLE
-            and self.spotify.token_valid_for() < _REFRESH_AHEAD_S
+            and self.account.token_valid_for() < _REFRESH_AHEAD_S
             and (self.refresh_at is None or ticks_diff(now, self.refresh_at) >= 0)
-            and not self.spotify.banned_s()
+            and not self.account.banned_s()
         )
 
     def _refreshed(self, ok):
@@ -263,10 +279,32 @@ class App:
         self.refresh_at = None if ok else ticks_add(self.board.ticks_ms(), backoff.delay_ms(
             self.refresh_failures, random.random(), _REFRESH_RETRY_MS, _REFRESH_RETRY_CAP_MS))
 
+    def spotify_up(self):
+        """The Spotify client and player, loaded for Spotify's turn at the connection."""
+        if self.spotify is None:
+            from net.https import Client
+            from net.spotify import Spotify
+            from player import Player
+
+            account = self.account
+            self.spotify = Spotify(Client(account.api_url, account.ctx),
+                                   Client(account.accounts_url, account.ctx), account,
+                                   self.token_rotated)
+            self.player = Player(self.spotify)
+
+    def spotify_down(self):
+        """Close Spotify's connections and unload the client's code (cloud.give_tls: the
+        shadow link needs the heap)."""
+        if self.spotify is not None:
+            self.spotify.close()
+            self.spotify = self.player = None
+            rare.drop("player", "core.playback", "net.spotify", "net.https")
+
     async def spotify_call(self, fn):
-        """Run fn() outside a session; fatal errors stop further calls. True if it went
-        well."""
+        """Run fn() outside a session, with the client loaded; fatal errors stop further
+        calls. True if it went well."""
         try:
+            self.spotify_up()
             await fn()
             self.set_error(None)
             return True
@@ -276,11 +314,14 @@ class App:
             else:
                 self.set_error(e.kind)
                 log.event("error", error=e.kind, detail=e.detail)
-            return False
+        except Exception as e:  # not Spotify's (memory, flash): tried again later
+            log.event("error", error="internal", detail=repr(e)[:80])
+        return False
 
     async def _run_job(self, job):
-        calls, connects = self.spotify.calls, self.spotify.api.connects
         try:
+            self.spotify_up()
+            calls, connects = self.spotify.calls, self.spotify.api.connects
             if job == "play":
                 outcome = await self.player.start(self.config)
             else:
@@ -308,7 +349,7 @@ class App:
             log.event(
                 "play" if outcome == sess.PLAYED else "adopt",
                 device=self.config["spotify_device"],
-                context=self.player.started_context,
+                context=self.account.started_context,
                 latency_ms=ticks_diff(now, self.pir.presence.arrived_ms),
                 calls=self.spotify.calls - calls,  # round trips on the motion path
                 connects=self.spotify.api.connects - connects,

@@ -48,6 +48,7 @@ class Cloud:
         self.link = None  # the ShadowLink while its code is loaded
         self._runner = None  # its task
         self._reach = None  # (endpoint, port, thing, TLS context)
+        self._load_failed = False
 
     def start(self, secrets, ctx):
         """The shadow link, on a board provisioned for AWS IoT (ctx: its TLS context)."""
@@ -55,29 +56,43 @@ class Cloud:
             return
         self._reach = (secrets["iot_endpoint"], secrets.get("iot_port", 8883),
                        secrets["thing_name"], ctx)
-        if self.single_tls and self.app.spotify:
-            self.app.spotify.api.close()  # the warm-up's connection: the link takes the slot
+        if self.single_tls:
+            self.app.spotify_down()  # the warm-up's connection: the link takes the slot
         self._load()
 
     def provisioned(self):
         return self._reach is not None
 
     def _load(self):
-        from net.mqtt import Client  # only boards with a shadow link pay for it
-        from shadow import ShadowLink
+        try:  # the imports too: a module that fails for want of memory must not stay
+            from net.mqtt import Client  # only boards with a shadow link pay for it
+            from shadow import ShadowLink
 
-        endpoint, port, thing, ctx = self._reach
-        client = Client(endpoint, port, thing, ctx, keepalive_s=_MQTT_KEEPALIVE_S,
-                        max_message=8192)
-        self.link = ShadowLink(client, thing, self.memory, self.answer_desired, self.section,
-                               answer_ota=self.app.answer_ota, on_up=self.app.health.healthy,
-                               topics=(token_topic(thing),), on_message=self.token_pushed)
-        self._runner = asyncio.create_task(self.link.run())
+            endpoint, port, thing, ctx = self._reach
+            client = Client(endpoint, port, thing, ctx, keepalive_s=_MQTT_KEEPALIVE_S,
+                            max_message=8192)
+            self.link = ShadowLink(
+                client, thing, self.memory, self.answer_desired, self.section,
+                answer_ota=self.app.answer_ota, on_up=self.app.health.healthy,
+                topics=(token_topic(thing),), on_message=self.token_pushed)
+            self._runner = asyncio.create_task(self.link.run())
+            self._load_failed = False
+        except MemoryError as e:  # tried again with the worker's next round (ensure_link)
+            self.link = self._runner = client = None
+            rare.drop(*_LINK_MODULES)
+            if not self._load_failed:
+                log.event("error", error="shadow_link", detail=repr(e)[:80])
+            self._load_failed = True
 
     async def _unload(self):
-        link, self.link = self.link, None
-        self._runner.cancel()
-        self._runner = None
+        link, runner = self.link, self._runner
+        self.link = self._runner = None
+        runner.cancel()
+        try:
+            await runner  # until it has ended, its task holds the link and its code
+        except asyncio.CancelledError:
+            pass
+        runner = None
         await link.close()
         memory, client = self.memory, link.client
         memory.connects += client.connects
@@ -149,8 +164,8 @@ class Cloud:
             "crashes": app.health.crashes,
             "token_refused": app.token.refused,  # why the last pushed token was not taken
             # After a 429: no Spotify call of any kind before this (UTC seconds).
-            "rate_limited_until": (app.spotify.rate_limited_until
-                                   if app.spotify and app.spotify.banned_s() else None),
+            "rate_limited_until": (app.account.rate_limited_until
+                                   if app.account and app.account.banned_s() else None),
             "clock_synced": app.clock_synced,  # UTC of the last NTP sync
         }
 
@@ -175,8 +190,8 @@ class Cloud:
         app = self.app
         token = app.token.pushed(payload, app.board.utc() if app.clock_synced else None)
         if token is not None:
-            if app.spotify:
-                app.spotify.set_refresh_token(token)
+            if app.account:
+                app.account.set_refresh_token(token)
             app.owner_acted()
         self.report("status")
 
@@ -184,16 +199,20 @@ class Cloud:
 
     async def take_tls(self):
         """Before a Spotify call: on a single-TLS board the shadow link closes at once
-        (the motion path waits for no MQTT round trip) and its code is unloaded."""
+        (the motion path waits for no MQTT round trip) and its code is unloaded. True
+        if it was."""
         if self.link and self.single_tls:
             await self._unload()
+            return True
+        return False
 
     def give_tls(self):
-        """After it: the link comes back in the background; its `get` fetches whatever
-        desired state changed meanwhile."""
-        if self._reach and self.single_tls and self.link is None:
-            if self.app.spotify:
-                self.app.spotify.api.close()
+        """After it (and whenever the worker is idle, in case the link could not load):
+        the link comes back in the background; its `get` fetches whatever desired state
+        changed meanwhile."""
+        if self._reach and self.link is None:
+            if self.single_tls:
+                self.app.spotify_down()
             self._load()
 
     async def stop(self):

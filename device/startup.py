@@ -4,15 +4,12 @@
 # dropped before the shadow link's modules load, the largest step of the boot.
 import asyncio
 
+from spotify_account import NO_SPEAKER, Account, SpotifyError
+
 import log
 import rare
 import store
-from net import https, tls
-from net.spotify import NO_SPEAKER, Spotify, SpotifyError
-from player import Player
-
-API_URL = "https://api.spotify.com"
-ACCOUNTS_URL = "https://accounts.spotify.com"
+from net import tls
 
 
 def load_config():
@@ -50,18 +47,7 @@ async def run(app):
     if app.health.safe:
         log.event("safe_mode", crashes=app.health.crashes)
         return secrets, link_ctx
-    api = https.Client(secrets.get("spotify_api_url", API_URL), ctx)
-    accounts = https.Client(secrets.get("spotify_accounts_url", ACCOUNTS_URL), ctx)
-    app.spotify = Spotify(
-        api,
-        accounts,
-        secrets["spotify_client_id"],
-        secrets.get("spotify_client_secret"),
-        token["refresh_token"],
-        app.token_rotated,  # not a function from here: it would keep this module alive
-        app.board.utc,
-    )
-    app.player = Player(app.spotify)
+    app.account = Account(secrets, token["refresh_token"], ctx, app.board.utc)
     # Token and speaker id now, so the motion path needs neither.
     await app.spotify_call(lambda: _warm_up(app))
     return secrets, link_ctx

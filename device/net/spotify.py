@@ -5,25 +5,22 @@ import json
 from binascii import b2a_base64
 
 from micropython import const
+from spotify_account import (
+    NO_DEVICE,
+    NOT_REGISTERED,
+    OWNER_PREMIUM,
+    PREMIUM,
+    RATE_LIMITED,
+    REAUTH,
+    REJECTED,
+    SERVER,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    SpotifyError,
+)
 
 from core.jsonscan import Scanner
 from net.https import HttpError
-
-RATE_LIMITED = "rate_limited"
-SERVER = "server_error"
-NO_DEVICE = "no_active_device"
-DEVICE_ASLEEP = "device_asleep"
-PREMIUM = "premium_required"
-REAUTH = "needs_reauth"
-REJECTED = "rejected"
-UNAUTHORIZED = "unauthorized"
-UNAVAILABLE = "device_unavailable"  # 202 Accepted: the command did not run
-NOT_REGISTERED = "user_not_registered"  # not on the app's allow-list (development mode)
-OWNER_PREMIUM = "owner_premium_required"  # the app owner's Premium has lapsed
-NO_SPEAKER = "no_speaker"  # spotify_device is not set: no player call is made
-FATAL = (PREMIUM, REAUTH)  # retrying cannot help: the owner must act
-# The same, but the owner's fix shows only in a try (or a setting, for NO_SPEAKER).
-OWNER = (NOT_REGISTERED, OWNER_PREMIUM, NO_SPEAKER)
 
 _DEFAULT_RETRY_AFTER_S = const(5)
 _MAX_RETRY_AFTER_S = const(86400)  # Retry-After of a day has been seen
@@ -33,14 +30,6 @@ _STREAMED_MAX = const(65536)  # a streamed body costs no memory, only time
 
 # What the device reads of GET /me/player (core.playback) and of each listed device.
 PLAYER_FIELDS = ("is_playing", "device.id", "device.name", "context.uri")
-
-
-class SpotifyError(Exception):
-    def __init__(self, kind, detail="", retry_after_ms=None):
-        super().__init__(kind, detail)
-        self.kind = kind
-        self.detail = detail
-        self.retry_after_ms = retry_after_ms
 
 
 def quote(text):
@@ -99,65 +88,44 @@ def _raise_for(response):
 
 
 class Spotify:
-    def __init__(self, api, accounts, client_id, client_secret, refresh_token, on_rotate, utc):
-        """on_rotate(new_refresh_token) must store it atomically before returning;
-        utc() is the wall clock, in seconds."""
+    def __init__(self, api, accounts, account, on_rotate):
+        """api, accounts: net.https clients; account: a spotify_account.Account, which
+        holds the tokens; on_rotate(new_refresh_token) must store it atomically before
+        returning."""
         self.api = api
         self.accounts = accounts
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._refresh_token = refresh_token
+        self.account = account
         self._on_rotate = on_rotate
-        self._access_token = None
-        self._expires_at = 0
-        self._utc = utc
         self.calls = 0  # requests made to the Web API (not the token endpoint)
-        # A 429 binds the device, not the request: no call of any kind until then (UTC).
-        self.rate_limited_until = None
-
-    def banned_s(self):
-        """Seconds the device must still wait after a 429 (0: none)."""
-        if self.rate_limited_until is None:
-            return 0
-        left = self.rate_limited_until - self._utc()
-        if left <= 0:
-            self.rate_limited_until = None
-            return 0
-        return left
 
     def _check(self, response):
         if response.status == 429:
             seconds = _retry_after_s(response.headers)
-            self.rate_limited_until = self._utc() + seconds
+            self.account.rate_limited_until = self.account.utc() + seconds
             raise SpotifyError(RATE_LIMITED, "429", seconds * 1000)
         _raise_for(response)
 
     def _wait_for_ban(self):
-        left = self.banned_s()
+        left = self.account.banned_s()
         if left:
-            raise SpotifyError(RATE_LIMITED, "until %d" % self.rate_limited_until, left * 1000)
+            until = self.account.rate_limited_until
+            raise SpotifyError(RATE_LIMITED, "until %d" % until, left * 1000)
 
-    def set_refresh_token(self, token):
-        self._refresh_token = token
-        self._access_token = None
-
-    def token_valid_for(self):
-        """Seconds the access token has left, in UTC: a tick kept for the token's hour
-        would compare the wrong way round after days without a call."""
-        if self._access_token is None:
-            return -1
-        return self._expires_at - self._utc()
+    def close(self):
+        self.api.close()
+        self.accounts.close()
 
     async def refresh(self):
         """A new access token from the token endpoint; a refused refresh token is REAUTH."""
         self._wait_for_ban()
-        body = "grant_type=refresh_token&refresh_token=" + quote(self._refresh_token)
+        account = self.account
+        body = "grant_type=refresh_token&refresh_token=" + quote(account.refresh_token)
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self._client_secret:
-            pair = (self._client_id + ":" + self._client_secret).encode()
+        if account.client_secret:
+            pair = (account.client_id + ":" + account.client_secret).encode()
             headers["Authorization"] = "Basic " + b2a_base64(pair).decode().strip()
         else:
-            body += "&client_id=" + quote(self._client_id)
+            body += "&client_id=" + quote(account.client_id)
         try:
             response = await self.accounts.request("POST", "/api/token", headers, body.encode())
         except HttpError as e:
@@ -175,20 +143,20 @@ class Spotify:
         except (HttpError, KeyError, ValueError, TypeError, AttributeError):
             raise SpotifyError(SERVER, "token: malformed answer")
         rotated = data.get("refresh_token")
-        if rotated and rotated != self._refresh_token:
+        if rotated and rotated != account.refresh_token:
             self._on_rotate(rotated)
-            self._refresh_token = rotated
-        self._access_token = token
-        self._expires_at = self._utc() + max(0, lifetime - _EXPIRY_SAFETY_S)
+            account.refresh_token = rotated
+        account.access_token = token
+        account.expires_at = account.utc() + max(0, lifetime - _EXPIRY_SAFETY_S)
 
     async def call(self, method, target, payload=None, scanner=None):
         """scanner: a 2xx answer's body streams through it instead of being kept."""
         self._wait_for_ban()
-        if self.token_valid_for() <= 0:
+        if self.account.token_valid_for() <= 0:
             await self.refresh()
         body = json.dumps(payload).encode() if payload is not None else None
         for attempt in (1, 2):
-            headers = {"Authorization": "Bearer " + self._access_token}
+            headers = {"Authorization": "Bearer " + self.account.access_token}
             if body is not None:
                 headers["Content-Type"] = "application/json"
             try:

@@ -84,7 +84,7 @@ def hw_error(e):  # on one line: mbedTLS' messages may hold line breaks
 
 def hw_tls():
     import certs
-    import startup
+    import spotify_account
     from net import https, tls
     secrets, problem = store.load_json('secrets.json', None)
     if secrets is None:
@@ -103,7 +103,7 @@ def hw_tls():
         return {'spotify': why, 'aws': why}
     out = {}
     ctx = tls.context(roots)
-    api = https.Client(secrets.get('spotify_api_url', startup.API_URL), ctx)
+    api = https.Client(secrets.get('spotify_api_url', spotify_account.API_URL), ctx)
     out['spotify_at'] = '%s:%d' % (api.host, api.port)
     try:
         out['spotify'] = hw_handshake_us(api.host, api.port, ctx)
@@ -166,9 +166,7 @@ async def hw_session(window_ms):
     if running is not None:
         # The app's tasks are cancelled; close what it holds open, the shadow link too.
         await running.cloud.stop()
-        if running.spotify:
-            running.spotify.api.close()
-            running.spotify.accounts.close()
+        running.spotify_down()
     return error
 
 hw_error = asyncio.run(hw_session(WINDOW_MS))
