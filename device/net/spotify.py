@@ -2,7 +2,6 @@
 # look-up loads on demand: net.spotify_devices). Errors become SpotifyError with a kind
 # the app can act on (DESIGN.md §6).
 import json
-from binascii import b2a_base64
 
 from micropython import const
 
@@ -99,13 +98,12 @@ def _raise_for(response):
 
 
 class Spotify:
-    def __init__(self, api, accounts, client_id, client_secret, refresh_token, on_rotate, utc):
+    def __init__(self, api, accounts, client_id, refresh_token, on_rotate, utc):
         """on_rotate(new_refresh_token) must store it atomically before returning;
         utc() is the wall clock, in seconds."""
         self.api = api
         self.accounts = accounts
         self._client_id = client_id
-        self._client_secret = client_secret
         self._refresh_token = refresh_token
         self._on_rotate = on_rotate
         self._access_token = None
@@ -151,13 +149,11 @@ class Spotify:
     async def refresh(self):
         """A new access token from the token endpoint; a refused refresh token is REAUTH."""
         self._wait_for_ban()
-        body = "grant_type=refresh_token&refresh_token=" + quote(self._refresh_token)
+        # PKCE's refresh: the client names itself, and no secret is sent or held. The
+        # refresh token is bound to that flow (Spotify refuses it with Basic auth).
+        body = "grant_type=refresh_token&refresh_token=%s&client_id=%s" % (
+            quote(self._refresh_token), quote(self._client_id))
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self._client_secret:
-            pair = (self._client_id + ":" + self._client_secret).encode()
-            headers["Authorization"] = "Basic " + b2a_base64(pair).decode().strip()
-        else:
-            body += "&client_id=" + quote(self._client_id)
         try:
             response = await self.accounts.request("POST", "/api/token", headers, body.encode())
         except HttpError as e:
@@ -174,6 +170,7 @@ class Spotify:
             lifetime = int(data.get("expires_in", 3600))
         except (HttpError, KeyError, ValueError, TypeError, AttributeError):
             raise SpotifyError(SERVER, "token: malformed answer")
+        # Since mid-2026 Spotify answers without one: the current token stays good.
         rotated = data.get("refresh_token")
         if rotated and rotated != self._refresh_token:
             self._on_rotate(rotated)
