@@ -14,7 +14,6 @@ import random
 import sys
 
 from micropython import const
-from spotify_account import FATAL, OWNER, SpotifyError
 
 import log
 import rare
@@ -28,6 +27,7 @@ from health import Health
 from ota import state as ota_state
 from pir import Pir
 from refresh_token import RefreshToken
+from spotify_account import FATAL, OWNER, SpotifyError
 
 VERSION = "0.1.0"
 _LOOP_MS = const(20)

@@ -2,11 +2,10 @@
 # session, with the decisions delegated to core.playback. What it must remember
 # (the speaker's id, where the music started) is on the spotify_account.Account:
 # this code is loaded only for Spotify's turn at the TLS connection.
-from spotify_account import DEVICE_ASLEEP, NO_DEVICE, NO_SPEAKER, REJECTED, SpotifyError
-
 import rare
 from core import session
 from core.playback import pause_verdict, start_plan
+from spotify_account import DEVICE_ASLEEP, NO_DEVICE, NO_SPEAKER, REJECTED, SpotifyError
 
 
 class Player:

@@ -38,8 +38,7 @@ class Account:
         wall clock, in seconds."""
         self.api_url = secrets.get("spotify_api_url", API_URL)
         self.accounts_url = secrets.get("spotify_accounts_url", ACCOUNTS_URL)
-        self.client_id = secrets["spotify_client_id"]
-        self.client_secret = secrets.get("spotify_client_secret")
+        self.client_id = secrets["spotify_client_id"]  # PKCE: no client secret
         self.ctx = ctx
         self.refresh_token = refresh_token
         self.access_token = None

@@ -4,12 +4,11 @@
 # dropped before the shadow link's modules load, the largest step of the boot.
 import asyncio
 
-from spotify_account import NO_SPEAKER, Account, SpotifyError
-
 import log
 import rare
 import store
 from net import tls
+from spotify_account import NO_SPEAKER, Account, SpotifyError
 
 
 def load_config():
@@ -36,6 +35,8 @@ async def run(app):
         app.set_error("not_provisioned")
         log.event("error", error="not_provisioned", detail=problem or token_problem)
         return None
+    if secrets.pop("spotify_client_secret", None) is not None:
+        _forget_client_secret(secrets)
     await _connect(app, secrets)
     app.boot_utc = app.last_heartbeat = app.board.utc()
     roots, iot_roots, app.cert_expiry = _certs()
@@ -51,6 +52,17 @@ async def run(app):
     # Token and speaker id now, so the motion path needs neither.
     await app.spotify_call(lambda: _warm_up(app))
     return secrets, link_ctx
+
+
+def _forget_client_secret(secrets):
+    """A board provisioned before the login went PKCE-only holds the app's secret: off
+    the flash with it. Its refresh token may be bound to the secret, and is then refused
+    (needs_reauth) until the owner logs in again."""
+    try:
+        store.save_json("secrets.json", secrets)
+        log.event("client_secret_removed")
+    except OSError as e:
+        log.event("error", error="flash", detail="secrets.json: %s" % e)
 
 
 async def _connect(app, secrets):

@@ -2,9 +2,11 @@
 # look-up loads on demand: net.spotify_devices). Errors become SpotifyError with a kind
 # the app can act on (DESIGN.md §6).
 import json
-from binascii import b2a_base64
 
 from micropython import const
+
+from core.jsonscan import Scanner
+from net.https import HttpError
 from spotify_account import (
     NO_DEVICE,
     NOT_REGISTERED,
@@ -18,9 +20,6 @@ from spotify_account import (
     UNAVAILABLE,
     SpotifyError,
 )
-
-from core.jsonscan import Scanner
-from net.https import HttpError
 
 _DEFAULT_RETRY_AFTER_S = const(5)
 _MAX_RETRY_AFTER_S = const(86400)  # Retry-After of a day has been seen
@@ -119,13 +118,11 @@ class Spotify:
         """A new access token from the token endpoint; a refused refresh token is REAUTH."""
         self._wait_for_ban()
         account = self.account
-        body = "grant_type=refresh_token&refresh_token=" + quote(account.refresh_token)
+        # PKCE's refresh: the client names itself, and no secret is sent or held. The
+        # refresh token is bound to that flow (Spotify refuses it with Basic auth).
+        body = "grant_type=refresh_token&refresh_token=%s&client_id=%s" % (
+            quote(account.refresh_token), quote(account.client_id))
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if account.client_secret:
-            pair = (account.client_id + ":" + account.client_secret).encode()
-            headers["Authorization"] = "Basic " + b2a_base64(pair).decode().strip()
-        else:
-            body += "&client_id=" + quote(account.client_id)
         try:
             response = await self.accounts.request("POST", "/api/token", headers, body.encode())
         except HttpError as e:
@@ -142,6 +139,7 @@ class Spotify:
             lifetime = int(data.get("expires_in", 3600))
         except (HttpError, KeyError, ValueError, TypeError, AttributeError):
             raise SpotifyError(SERVER, "token: malformed answer")
+        # Since mid-2026 Spotify answers without one: the current token stays good.
         rotated = data.get("refresh_token")
         if rotated and rotated != account.refresh_token:
             self._on_rotate(rotated)

@@ -1,11 +1,10 @@
 # GET /v1/me/player/devices: the configured speaker's id, looked up at boot and when the
 # speaker comes back with a new one. Loaded for each look-up and dropped afterwards
 # (rare.drop): its code would otherwise take heap for good.
-from spotify_account import SERVER, SpotifyError
-
 from core.jsonscan import Scanner
 from core.playback import addressable
 from net.spotify import scanned
+from spotify_account import SERVER, SpotifyError
 
 _DEVICES = "devices.[]"
 _FIELDS = ("devices.[].id", "devices.[].name", "devices.[].is_restricted")

@@ -97,6 +97,7 @@ def cmd_provision(args) -> int:
     from .iot_thing import make_iot_client
 
     # Every check before the password prompt, the port and AWS: a typo costs nothing.
+    spotify_login.refuse_client_secret()
     prov.check_thing_name(args.thing)
     prov.check_wifi(args.wifi_ssid, "")
     config = read_json(args.config) if args.config else None
@@ -120,7 +121,6 @@ def cmd_provision(args) -> int:
             wifi_ssid=args.wifi_ssid,
             wifi_password=password,
             spotify_client_id=args.spotify_client_id,
-            spotify_client_secret=os.environ.get(spotify_login.CLIENT_SECRET_ENV) or None,
             spotify_refresh_token=refresh_token,
             spotify_token_issued_at=issued_at,
             initial_config=config,

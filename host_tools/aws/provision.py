@@ -188,7 +188,6 @@ class Secrets:
     wifi_ssid: str
     wifi_password: str = field(repr=False)
     spotify_client_id: str
-    spotify_client_secret: str | None = field(default=None, repr=False)
     spotify_refresh_token: str | None = field(default=None, repr=False)
 
 
@@ -198,8 +197,6 @@ def secrets_json(secrets: Secrets, endpoint: str, thing: str) -> bytes:
         "wifi_password": secrets.wifi_password,
         "spotify_client_id": secrets.spotify_client_id,
     }
-    if secrets.spotify_client_secret:
-        data["spotify_client_secret"] = secrets.spotify_client_secret
     data.update({"iot_endpoint": endpoint, "iot_port": IOT_PORT, "thing_name": thing})
     return json.dumps(data).encode()
 
@@ -230,6 +227,7 @@ class ProvisionSummary:
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    client_secret_removed: bool = False
 
     def lines(self) -> list[str]:
         return [
@@ -242,7 +240,9 @@ class ProvisionSummary:
             "on the board %s" % ", ".join(self.written),
         ] + (["kept         %s" % ", ".join(self.kept)] if self.kept else []) + (
             ["removed      %s (CA roots outside their trust list)" % ", ".join(self.removed)]
-            if self.removed else [])
+            if self.removed else []) + (
+            ["removed      the Spotify client secret from secrets.json (PKCE needs none)"]
+            if self.client_secret_removed else [])
 
 
 def _token_file(
@@ -322,7 +322,6 @@ def provision(
     wifi_ssid: str,
     wifi_password: str,
     spotify_client_id: str,
-    spotify_client_secret: str | None = None,
     spotify_refresh_token: str | None = None,
     spotify_token_issued_at: int | None = None,
     initial_config: dict | None = None,
@@ -339,12 +338,13 @@ def provision(
 
     `spotify_refresh_token` comes from the host's Spotify login (issued at
     `spotify_token_issued_at`, UTC seconds; now when not known); without one the board
-    must already hold a token.json. Wi-Fi and Spotify secrets go to the board only.
+    must already hold a token.json. The Wi-Fi password and the refresh token go to the
+    board only; the Spotify app's client secret goes nowhere (the login is PKCE).
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
     secrets = Secrets(
-        wifi_ssid, wifi_password, spotify_client_id, spotify_client_secret, spotify_refresh_token
+        wifi_ssid, wifi_password, spotify_client_id, spotify_refresh_token
     )
     check_thing_name(thing)
     check_wifi(wifi_ssid, wifi_password)
@@ -375,6 +375,7 @@ def provision(
         raise SpottyError("cannot reach AWS IoT: %s" % e) from e
 
     kept: list[str] = []
+    old_secrets = read_json(transport, "secrets.json") if "secrets.json" in existing else None
     token = _token_file(
         transport, spotify_refresh_token, spotify_token_issued_at, int(now()), kept
     )
@@ -392,6 +393,7 @@ def provision(
     summary = ProvisionSummary(
         thing, thing_arn, thing_created, device.certificate_id, cert_created,
         policy_name, policy_status, endpoint, host_dir, list(files), kept, removed,
+        isinstance(old_secrets, dict) and "spotify_client_secret" in old_secrets,
     )
     if out is not None:
         out.write("\n".join(summary.lines()) + "\n")

@@ -66,7 +66,11 @@ def cmd_sim(args) -> int:
     from . import runner as sim
 
     scenario = sim.validate_scenario(read_json(args.scenario))
-    if not args.spotify_url:
+    if args.spotify_url:
+        from ..spotify.login import refuse_client_secret
+
+        refuse_client_secret()  # before any server starts
+    else:
         check_speaker(scenario)
     if args.flash:
         Path(args.flash).mkdir(parents=True, exist_ok=True)
@@ -107,10 +111,9 @@ def _sim_spotify(args, scenario, iot) -> int:
     if args.spotify_url:
         if not args.spotify_ca:
             raise UsageError("--spotify-url needs --spotify-ca (the server's CA, PEM or DER)")
-        # Secrets come from the environment, never the command line (ps shows it).
+        # The token comes from the environment, never the command line (ps shows it).
         target = sim.target_from_files(
             args.spotify_url, args.spotify_ca, args.client_id,
-            os.environ.get("SPOTIFY_CLIENT_SECRET"),
             os.environ.get("SPOTIFY_REFRESH_TOKEN", "refresh-0"),
         )
         result = sim.run(scenario, target, on_event=show, iot=iot, install_firmware=args.install,

@@ -72,6 +72,8 @@ def describe(event) -> str | None:
             _why(e.get("why")), e.get("action"), e.get("wait_ms", 0) / 1000),
         "error": lambda e: "error: %s" % _why(e.get("error")),
         "token_rotated": lambda e: "Spotify issued a new refresh token; stored it",
+        "client_secret_removed": lambda e: "removed the Spotify client secret an older "
+        "provisioning left on the flash (PKCE needs none)",
         "config_applied": lambda e: "new settings from the shadow: %s" % ", ".join(
             "%s=%s" % kv for kv in sorted(e.get("changed", {}).items())),
         "config_refused": lambda e: "refused settings: %s" % "; ".join(

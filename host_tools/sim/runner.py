@@ -57,7 +57,6 @@ class SpotifyTarget:
     url: str
     ca_der: bytes
     client_id: str = "spotty-test-client"
-    client_secret: str | None = None
     refresh_token: str = "refresh-0"
 
 
@@ -195,8 +194,6 @@ def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
         "spotify_api_url": target.url,
         "spotify_accounts_url": target.url,
     }
-    if target.client_secret:
-        secrets["spotify_client_secret"] = target.client_secret
     if iot:
         secrets.update(thing_name=iot.thing, iot_endpoint=iot.host, iot_port=iot.port)
         (flash / "ca" / "iot").mkdir(exist_ok=True)
@@ -451,10 +448,10 @@ def _as_event(line: str):
     return event if isinstance(event, dict) and "ev" in event else None
 
 
-def target_from_files(url: str, ca_file: str, client_id: str, client_secret: str | None,
+def target_from_files(url: str, ca_file: str, client_id: str,
                       refresh_token: str) -> SpotifyTarget:
     try:
         ca = pem_or_der_to_der(Path(ca_file).read_bytes())
     except (OSError, ValueError) as e:
         raise SpottyError("cannot use %s as a CA certificate: %s" % (ca_file, e)) from e
-    return SpotifyTarget(url.rstrip("/"), ca, client_id, client_secret, refresh_token)
+    return SpotifyTarget(url.rstrip("/"), ca, client_id, refresh_token)

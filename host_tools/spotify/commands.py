@@ -41,6 +41,7 @@ def saved_refresh_token(args) -> tuple[str | None, int | None]:
 
 
 def cmd_spotify_login(args) -> int:
+    spotify_login.refuse_client_secret()
     path = token_file(args)
     client_id = args.client_id or _saved_client_id(path)
     for given, option in ((args.endpoint_url, "--endpoint-url"), (args.replace, "--replace")):
@@ -52,8 +53,7 @@ def cmd_spotify_login(args) -> int:
     shadow = ShadowClient.from_args(args) if args.thing else None
     ca = read_bytes(args.accounts_ca) if args.accounts_ca else None
     token = spotify_login.login(
-        client_id, port=args.port, accounts_url=args.accounts_url,
-        client_secret=os.environ.get(spotify_login.CLIENT_SECRET_ENV) or None, ca=ca,
+        client_id, port=args.port, accounts_url=args.accounts_url, ca=ca,
     )
     spotify_login.save_token(path, token)
     print("Spotify login saved in %s (readable by you only)" % path)

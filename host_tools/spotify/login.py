@@ -1,5 +1,8 @@
 """Log in to Spotify on the host (Authorization Code with PKCE) and hand the token over.
 
+PKCE only: no client secret is used, here or on the device. A secret on a board in a
+bathroom is a secret anyone with a USB cable can read.
+
 The browser goes to the accounts service's /authorize; Spotify sends it back to a
 one-shot server on http://127.0.0.1:PORT/callback with a code, which is exchanged for a
 refresh token at /api/token. Spotify compares the redirect URI with the ones registered
@@ -17,6 +20,7 @@ import base64
 import hashlib
 import html
 import json
+import os
 import secrets
 import ssl
 import threading
@@ -24,24 +28,35 @@ import time
 import urllib.error
 import urllib.request
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..common.errors import DeviceOffline, SpottyError
+from ..common.errors import DeviceOffline, SpottyError, UsageError
 from ..common.private_files import user_dir, write_private
 
 DEFAULT_PORT = 8888
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
 SCOPES = "user-read-playback-state user-modify-playback-state"
 CALLBACK_PATH = "/callback"
-CLIENT_SECRET_ENV = "SPOTIFY_CLIENT_SECRET"
+CLIENT_SECRET_ENV = "SPOTIFY_CLIENT_SECRET"  # older versions read it; now refused
 LOGIN_TIMEOUT_S = 300.0
 HTTP_TIMEOUT_S = 20.0
 MAX_ANSWER_BYTES = 64 * 1024
 TOKEN_TOPIC = "spotty/%s/token"  # the device's own topic: not the shadow, which is readable
+
+
+def refuse_client_secret(environ: Mapping[str, str] = os.environ) -> None:
+    """Stop where a client secret was once taken: none is used any more, and one set in
+    the environment should go (it would otherwise be forgotten there)."""
+    if environ.get(CLIENT_SECRET_ENV):
+        raise UsageError(
+            "%s is set, but SpottyPottySense uses no client secret: the login is "
+            "Authorization Code with PKCE, and nothing secret of your Spotify app goes to "
+            "the board (anyone with a USB cable could read it there). Unset it "
+            "(`unset %s`) and run the command again" % (CLIENT_SECRET_ENV, CLIENT_SECRET_ENV))
 
 
 def default_token_file() -> Path:
@@ -208,10 +223,10 @@ def tls_context(ca: bytes | None = None) -> ssl.SSLContext:
     return ssl.create_default_context(cadata=text)
 
 
-def _post_form(url: str, form: dict, headers: dict, context: ssl.SSLContext) -> dict:
+def _post_form(url: str, form: dict, context: ssl.SSLContext) -> dict:
     request = urllib.request.Request(
         url, data=urlencode(form).encode(), method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S, context=context) as answer:
@@ -240,24 +255,21 @@ def _oauth_error(e: urllib.error.HTTPError) -> str:
 
 def exchange_code(
     accounts_url: str, client_id: str, code: str, redirect: str, verifier: str,
-    client_secret: str | None = None, ca: bytes | None = None,
+    ca: bytes | None = None,
 ) -> dict:
-    """POST /api/token for the code: a public client names itself in the form, a
-    confidential one authenticates with HTTP Basic. PKCE's verifier goes with both."""
+    """POST /api/token for the code, as a public client: it names itself in the form and
+    proves the login is its own with PKCE's verifier. No secret, no Authorization header:
+    the refresh token is then bound to this flow and refreshed by the device with its
+    client id alone."""
     form = {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": redirect,
+        "client_id": client_id,
         "code_verifier": verifier,
     }
-    headers = {}
-    if client_secret:
-        pair = ("%s:%s" % (client_id, client_secret)).encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-    else:
-        form["client_id"] = client_id
     url = accounts_url.rstrip("/") + "/api/token"
-    return _post_form(url, form, headers, tls_context(ca))
+    return _post_form(url, form, tls_context(ca))
 
 
 # -- the stored login -----------------------------------------------------------------
@@ -322,7 +334,6 @@ def login(
     *,
     port: int = DEFAULT_PORT,
     accounts_url: str = DEFAULT_ACCOUNTS_URL,
-    client_secret: str | None = None,
     ca: bytes | None = None,
     open_browser: Callable[[str], bool] | None = None,
     timeout_s: float = LOGIN_TIMEOUT_S,
@@ -343,7 +354,7 @@ def login(
         (open_browser or webbrowser.open)(url)
         code = code_from_callback(receiver.wait(timeout_s), state)
         answer = exchange_code(accounts_url, client_id, code, receiver.redirect_uri, verifier,
-                               client_secret, ca)
+                               ca)
     return token_from_answer(answer, client_id, now())
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..common.errors import SpottyError
 from ..common.pki import CertificateAuthority, server_names
 from ..common.serving import serve_in_thread
-from .mock_accounts import MockAccounts
+from .mock_accounts import PKCE, MockAccounts
 from .mock_http import MockServer, Reply, Request, api_error
 from .mock_web_api import MockWebApi, unauthorized
 
@@ -79,13 +79,16 @@ class MockSpotify:
     """Spotify's accounts service and player API on https://127.0.0.1:PORT.
 
     Use as a context manager; `url` and `ca` (trust `ca.cert_der`) tell a client where
-    to go. `requests()` is the request log; `inject()` plans faults.
+    to go. `requests()` is the request log; `inject()` plans faults. `client_secret` is
+    the app's secret (None: any secret is wrong); `refresh_token` was issued by
+    `refresh_token_flow` (mock_accounts.PKCE, or SECRET: an exchange with the secret).
     """
 
     def __init__(self, client_id: str = "spotty-test-client", client_secret: str | None = None,
                  refresh_token: str = "refresh-0", rotate_refresh_tokens: bool = False,
                  access_token_ttl: int = 3600, keepalive: bool = True, host: str = "127.0.0.1",
-                 port: int = 0, chunked: bool = False, idle_timeout: float = 60.0) -> None:
+                 port: int = 0, chunked: bool = False, idle_timeout: float = 60.0,
+                 refresh_token_flow: str = PKCE) -> None:
         self.keepalive = keepalive
         self.chunked = chunked
         self.idle_timeout = idle_timeout
@@ -99,7 +102,8 @@ class MockSpotify:
         self._log: list[dict] = []
         self._rules: list[dict] = []
         self._accounts = MockAccounts(client_id, client_secret, refresh_token,
-                                      rotate_refresh_tokens, access_token_ttl)
+                                      rotate_refresh_tokens, access_token_ttl,
+                                      refresh_token_flow)
         self._web_api = MockWebApi(self._accounts)
         self._routes = {**self._accounts.routes(), **self._web_api.routes()}
         self._connections = 0
@@ -229,9 +233,11 @@ class MockSpotify:
         with self._lock:
             self._accounts.revoke_refresh_token()
 
-    def accept_refresh_token(self, token: str) -> None:
+    def accept_refresh_token(self, token: str, flow: str = PKCE) -> None:
+        """From now on `token` is the user's refresh token, issued by `flow` (PKCE or
+        SECRET: the exchange authenticated with the app's secret)."""
         with self._lock:
-            self._accounts.accept_refresh_token(token)
+            self._accounts.accept_refresh_token(token, flow)
 
     # -- called by the HTTP handler
 

@@ -2,10 +2,16 @@
 `/api/token` with the authorization-code (PKCE or client secret) and refresh-token grants.
 It issues the access tokens the mock Web API accepts. Errors take the accounts service's
 shape (RFC 6749); its HTML error page stands for the login page's refusals.
+
+A refresh token is bound to the flow that issued it, as Spotify binds it: one from a
+PKCE exchange (the client named by its id alone) refreshes only that way, and is refused
+with the app's secret (invalid_grant); one from an exchange authenticated with the secret
+needs the secret again (invalid_client).
 """
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,6 +21,14 @@ from .mock_http import Reply, Request, oauth_error
 
 SCOPES = "user-read-playback-state user-modify-playback-state"
 CODE_LIFETIME_S = 600.0
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636, 4.1
+PKCE, SECRET = "pkce", "secret"  # the flows a refresh token can come from
+
+
+def _checked_flow(flow: str) -> str:
+    if flow not in (PKCE, SECRET):
+        raise ValueError("a refresh token's flow is %r or %r, not %r" % (PKCE, SECRET, flow))
+    return flow
 
 
 def _error_page(message: str) -> Reply:
@@ -68,12 +82,14 @@ class MockAccounts:
     """
 
     def __init__(self, client_id: str, client_secret: str | None, refresh_token: str,
-                 rotate_refresh_tokens: bool, access_token_ttl: int) -> None:
+                 rotate_refresh_tokens: bool, access_token_ttl: int,
+                 refresh_token_flow: str = PKCE) -> None:
         self.client_id = client_id
-        self.client_secret = client_secret
+        self.client_secret = client_secret  # the app's; None: every secret is wrong
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.access_token_ttl = access_token_ttl
         self._refresh_token = refresh_token
+        self._refresh_flow = _checked_flow(refresh_token_flow)
         self._revoked = False
         self._scope = SCOPES
         self._access: dict[str, float] = {}  # access token -> monotonic expiry
@@ -97,8 +113,9 @@ class MockAccounts:
     def revoke_refresh_token(self) -> None:
         self._revoked = True
 
-    def accept_refresh_token(self, token: str) -> None:
+    def accept_refresh_token(self, token: str, flow: str = PKCE) -> None:
         self._refresh_token = token
+        self._refresh_flow = _checked_flow(flow)
         self._revoked = False
 
     def authorize(self, request: Request) -> Reply:
@@ -133,32 +150,36 @@ class MockAccounts:
             if not grant:
                 return oauth_error("unsupported_grant_type", "grant_type parameter is missing")
             return oauth_error("unsupported_grant_type", "grant_type %s is not supported" % grant)
-        pending = self._codes.get(form.get("code", "")) if grant == "authorization_code" else None
-        refused = self._check_client(request, form,
-                                     secret_needed=not (pending and pending.challenge))
+        flow, refused = self._client_flow(request, form)
         if refused:
             return refused
         if grant == "refresh_token":
-            return self._refresh_grant(form)
-        return self._code_grant(form)
+            return self._refresh_grant(form, flow)
+        return self._code_grant(form, flow)
 
-    def _check_client(self, request: Request, form: dict, secret_needed: bool) -> Reply | None:
+    def _client_flow(self, request: Request, form: dict) -> tuple[str, Reply | None]:
+        """How the client identified itself: with the app's secret (HTTP Basic, or in the
+        form) or, a public PKCE client, by its id alone."""
         basic = _basic_credentials(request.headers.get("authorization", ""))
         client_id, secret = basic or (form.get("client_id"), form.get("client_secret"))
         if client_id != self.client_id:
-            return oauth_error("invalid_client", "Invalid client")
-        if secret is None and (self.client_secret is None or not secret_needed):
-            return None  # a public (PKCE) client identifies itself by its id alone
+            return PKCE, oauth_error("invalid_client", "Invalid client")
+        if secret is None:
+            return PKCE, None
         if secret != self.client_secret:
-            return oauth_error("invalid_client", "Invalid client secret")
-        return None
+            return SECRET, oauth_error("invalid_client", "Invalid client secret")
+        return SECRET, None
 
-    def _refresh_grant(self, form: dict) -> Reply:
+    def _refresh_grant(self, form: dict, flow: str) -> Reply:
         token = form.get("refresh_token")
         if not token:
             return oauth_error("invalid_request", "refresh_token must be supplied")
         if token != self._refresh_token:
             return oauth_error("invalid_grant", "Invalid refresh token")
+        if flow != self._refresh_flow:
+            if flow == SECRET:  # a PKCE token is not the confidential client's
+                return oauth_error("invalid_grant", "Invalid refresh token")
+            return oauth_error("invalid_client", "Invalid client")
         if self._revoked:
             return oauth_error("invalid_grant", "Refresh token revoked")
         answer = self._issue_access_token()
@@ -166,17 +187,22 @@ class MockAccounts:
             self._refresh_token = answer["refresh_token"] = self._new_token("refresh")
         return Reply(200, answer)
 
-    def _code_grant(self, form: dict) -> Reply:
+    def _code_grant(self, form: dict, flow: str) -> Reply:
         grant = self._codes.pop(form.get("code", ""), None)  # a code is good for one try
         if grant is None or grant.expires < time.monotonic():
             return oauth_error("invalid_grant", "Invalid authorization code")
+        if flow == PKCE and not grant.challenge:
+            return oauth_error("invalid_client", "Invalid client")  # neither secret nor PKCE
         if form.get("redirect_uri") != grant.redirect_uri:
             return oauth_error("invalid_grant", "Invalid redirect URI")
-        if grant.challenge and s256(form.get("code_verifier", "")) != grant.challenge:
+        verifier = form.get("code_verifier", "")
+        if grant.challenge and not (_VERIFIER.fullmatch(verifier)
+                                    and s256(verifier) == grant.challenge):
             return oauth_error("invalid_grant", "code_verifier was incorrect")
         self._scope = grant.scope
         answer = self._issue_access_token()
         self._refresh_token = answer["refresh_token"] = self._new_token("refresh")
+        self._refresh_flow = flow
         self._revoked = False
         return Reply(200, answer)
 

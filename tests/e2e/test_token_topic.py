@@ -94,6 +94,11 @@ def test_a_pushed_token_is_stored_reported_and_ends_the_reauth_state(mock, iot, 
     assert json.loads((flash / "token.json").read_text()) == {
         "refresh_token": NEW_TOKEN, "issued_at": clock + 60}
     assert len(result.named("play")) == 1 and api_calls(mock, "PUT", "/v1/me/player/play")
+    # The pushed token refreshes as the login made it: PKCE, by client id, no secret.
+    refreshes = [r for r in mock.requests() if r["path"] == "/api/token"
+                 and r["body"]["refresh_token"] == NEW_TOKEN]
+    assert refreshes and all(r["status"] == 200 and r["auth"] == "none" for r in refreshes)
+    assert refreshes[0]["body"]["client_id"] == mock.client_id
     status = ShadowClient(thing, iot.endpoint_url).get()["state"]["reported"]["status"]
     assert status["token_issued_at"] == clock + 60
     assert status.get("error") is None  # a null in the shadow deletes the key

@@ -34,10 +34,8 @@ from host_tools.spotify import login as sl
 from host_tools.spotify.mock import MockSpotify
 
 CLIENT_ID = "spotty-test-client"
-SECRETS = {
-    "SPOTTY_WIFI_PASSWORD": "correct horse battery",
-    "SPOTIFY_CLIENT_SECRET": "c0ffee-client-secret-0000",
-}
+SECRETS = {"SPOTTY_WIFI_PASSWORD": "correct horse battery"}
+CLIENT_SECRET = "c0ffee-client-secret-0000"
 SAVED_TOKEN = sl.SpotifyToken("AQD-saved-refresh-token", 1_760_000_000, CLIENT_ID, sl.SCOPES)
 
 
@@ -192,7 +190,7 @@ def test_provision_writes_the_board_and_shows_no_secret(
     files = boards.next.files
     secrets = json.loads(files["secrets.json"])
     assert secrets["wifi_password"] == SECRETS["SPOTTY_WIFI_PASSWORD"]
-    assert secrets["spotify_client_secret"] == SECRETS["SPOTIFY_CLIENT_SECRET"]
+    assert "spotify_client_secret" not in secrets
     assert json.loads(files["token.json"]) == {"refresh_token": SAVED_TOKEN.refresh_token,
                                                "issued_at": SAVED_TOKEN.issued_at}
     assert json.loads(files["device.json"]) == {"pir_pin": 4, "glitch_ms": 150}
@@ -291,16 +289,21 @@ def test_spotify_login_saves_a_private_token_file(capsys, mock, tmp_path, monkey
     assert json.loads(path.read_text())["refresh_token"] == mock.refresh_token
 
 
-def test_spotify_login_as_a_confidential_client(capsys, tmp_path, monkeypatch):
-    secret = SECRETS["SPOTIFY_CLIENT_SECRET"]
-    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", secret)
-    with MockSpotify(client_id=CLIENT_ID, client_secret=secret) as mock:
-        (tmp_path / "mock-ca.pem").write_bytes(mock.ca.cert_pem)
-        monkeypatch.setattr(webbrowser, "open", Browser(mock))
+def test_a_client_secret_in_the_environment_stops_login_and_provision(
+        capsys, boards, saved_login, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("SPOTTY_WIFI_PASSWORD", SECRETS["SPOTTY_WIFI_PASSWORD"])
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    with MockSpotify(client_id=CLIENT_ID) as mock:
         code, out, err = login(capsys, mock, tmp_path, "--client-id", CLIENT_ID)
-        assert code == 0, err
-        assert [r["auth"] for r in mock.requests() if r["path"] == "/api/token"] == ["basic"]
-        assert_not_shown([secret, *secrets_of(mock)], out, err)
+        assert mock.requests() == []
+    assert code == 2 and "SPOTIFY_CLIENT_SECRET is set" in err and "PKCE" in err
+    assert opened == [] and not (tmp_path / "spotty" / "token.json").exists()
+    code, out2, err2 = provision(capsys, tmp_path, "--token-file", str(saved_login))
+    assert code == 2 and "SPOTIFY_CLIENT_SECRET is set" in err2
+    assert boards.opened == []
+    assert_not_shown([CLIENT_SECRET], out, err, out2, err2)
 
 
 def test_spotify_login_refused_in_the_browser(capsys, mock, tmp_path, monkeypatch):
@@ -627,6 +630,15 @@ def test_sim_refuses_clock_events_and_ticks_it_cannot_run(capsys, tmp_path):
         assert (code, out) == (3, "") and err == (
             "spotty: scenario `ticks_ms` must be a whole number from 0 to 1073741823 (the "
             "board's tick counter when it starts)\n"), ticks
+
+
+def test_sim_against_a_real_spotify_refuses_a_client_secret(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", CLIENT_SECRET)
+    (tmp_path / "ca.der").write_bytes(b"unused")
+    code, out, err = run(capsys, "sim", scenario_file(tmp_path), "--spotify-url",
+                         "https://127.0.0.1:9", "--spotify-ca", str(tmp_path / "ca.der"))
+    assert (code, out) == (2, "") and "SPOTIFY_CLIENT_SECRET is set" in err
+    assert CLIENT_SECRET not in err
 
 
 def test_sim_without_a_speaker_names_the_mocks_speakers(capsys, tmp_path):

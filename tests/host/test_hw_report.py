@@ -21,7 +21,6 @@ from host_tools.common.pki import CertificateAuthority
 from host_tools.sim import runner as sim
 from host_tools.spotify.mock import MockSpotify
 
-CLIENT_SECRET = "hw-client-secret-0000"
 REFRESH_TOKEN = "hw-refresh-token-0000"
 WIFI_PASSWORD = "sim-password"  # what sim.prepare_flash provisions
 VISIT = [{"at": 0.5, "pir": 1}, {"at": 1.5, "pir": 0}]  # seconds after the firmware is ready
@@ -97,14 +96,13 @@ def test_format_lines_labels_units_and_reasons():
 
 @needs_mosquitto
 def test_report_from_a_provisioned_board(flash, links, tmp_path, capsys):
-    with MockSpotify(client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN) as mock, \
+    with MockSpotify(refresh_token=REFRESH_TOKEN) as mock, \
             IotLocal() as iot:
         files = iot.issue_thing("hw-bathroom", tmp_path / "keys")
         key_der = files.key_der.read_bytes()
         provision(
             flash,
-            sim.SpotifyTarget(mock.url, mock.ca.cert_der, client_secret=CLIENT_SECRET,
-                              refresh_token=REFRESH_TOKEN),
+            sim.SpotifyTarget(mock.url, mock.ca.cert_der, refresh_token=REFRESH_TOKEN),
             sim.IotTarget(iot.mqtt_host, iot.mqtt_port, "hw-bathroom",
                           files.ca_der.read_bytes(), files.cert_der.read_bytes(), key_der),
         )
@@ -137,7 +135,7 @@ def test_report_from_a_provisioned_board(flash, links, tmp_path, capsys):
     assert max(links[0].timeouts) >= 8 + report.SESSION_GRACE_S
 
     shown = (out + err + json.dumps(figures)).encode()
-    for secret in (CLIENT_SECRET, REFRESH_TOKEN, WIFI_PASSWORD):
+    for secret in (REFRESH_TOKEN, WIFI_PASSWORD):
         assert secret.encode() not in shown
     for encoded in (key_der, key_der.hex().encode(), base64.b64encode(key_der)[:40]):
         assert encoded not in shown

@@ -1,6 +1,7 @@
 """The mock Spotify on CPython: OAuth grants, the player API, faults, connections, the log."""
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -18,7 +19,7 @@ import pytest
 
 from host_tools.common.devicepath import REPO
 from host_tools.spotify.mock import MockSpotify
-from host_tools.spotify.mock_accounts import s256
+from host_tools.spotify.mock_accounts import SECRET, s256
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 PLAYLIST = "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"
@@ -102,16 +103,39 @@ def test_public_client_refreshes_with_client_id_in_body(mock):
                              "client_id": "spotty-test-client"}
 
 
-def test_confidential_client_uses_basic_auth():
+def test_a_pkce_refresh_token_is_refused_with_the_apps_secret():
+    """Bound to the flow that issued it: the app's (right) secret does not make it the
+    confidential client's."""
     with MockSpotify(client_id="web-app", client_secret="s3cret") as mock:
+        client = Client(mock)
+        status, answer = client.token_request(refresh_fields("refresh-0", None),
+                                              basic=("web-app", "s3cret"))
+        assert status == 400
+        assert answer == {"error": "invalid_grant", "error_description": "Invalid refresh token"}
+        status, answer = client.token_request(dict(refresh_fields("refresh-0", "web-app"),
+                                                   client_secret="s3cret"))
+        assert (status, answer["error"]) == (400, "invalid_grant")  # the secret in the form
+        assert client.token_request(refresh_fields("refresh-0", "web-app"))[0] == 200
+        assert [r["auth"] for r in mock.requests()] == ["basic", "none", "none"]
+
+
+def test_a_refresh_token_from_the_secret_flow_needs_the_secret():
+    with MockSpotify(client_id="web-app", client_secret="s3cret",
+                     refresh_token_flow=SECRET) as mock:
         client = Client(mock)
         fields = refresh_fields("refresh-0", client_id=None)
         assert client.token_request(fields, basic=("web-app", "s3cret"))[0] == 200
         status, answer = client.token_request(fields, basic=("web-app", "wrong"))
-        assert (status, answer["error"]) == (400, "invalid_client")
+        assert status == 400
+        assert answer == {"error": "invalid_client", "error_description": "Invalid client secret"}
         status, answer = client.token_request(refresh_fields("refresh-0", "web-app"))
-        assert (status, answer["error"]) == (400, "invalid_client")  # the secret is required
-        assert [r["auth"] for r in mock.requests()] == ["basic", "basic", "none"]
+        assert status == 400
+        assert answer == {"error": "invalid_client", "error_description": "Invalid client"}
+
+
+def test_an_unknown_flow_is_a_mistake_in_the_test():
+    with pytest.raises(ValueError, match="flow"):
+        MockSpotify(refresh_token_flow="basic")
 
 
 @pytest.mark.parametrize("fields, basic", [
@@ -152,6 +176,14 @@ def test_rotation_hands_out_a_new_refresh_token_and_retires_the_old():
         status, third = client.token_request(refresh_fields(answer["refresh_token"]))
         assert status == 200
         assert third["refresh_token"] not in ("refresh-0", answer["refresh_token"])
+
+
+def test_without_rotation_the_answer_has_no_refresh_token_and_the_old_one_stays_good(mock):
+    """Spotify's answer to a PKCE refresh since mid-2026."""
+    client = Client(mock)
+    for _ in range(3):
+        status, answer = client.token_request(refresh_fields("refresh-0"))
+        assert status == 200 and "refresh_token" not in answer
 
 
 def test_access_token_lifetime_is_enforced():
@@ -235,6 +267,51 @@ def test_confidential_code_exchange_without_pkce_needs_the_secret():
         _, query = code_from(authorize(client, **overrides)[1])
         exchange["code"] = query["code"]
         assert client.token_request(exchange, basic=("web-app", "s3cret"))[0] == 200
+
+
+APP_SECRET = ("web-app", "s3cret")
+
+
+@pytest.mark.parametrize("with_secret", [False, True])
+def test_the_refresh_token_of_an_exchange_is_bound_to_how_the_client_authenticated(
+        with_secret):
+    """A PKCE exchange by id alone gives a token that refuses the secret; PKCE with the
+    secret gives one that needs it."""
+    with MockSpotify(client_id="web-app", client_secret="s3cret") as mock:
+        client = Client(mock)
+        _, query = code_from(authorize(client, client_id="web-app")[1])
+        exchange = {"grant_type": "authorization_code", "code": query["code"],
+                    "redirect_uri": REDIRECT, "code_verifier": "the-verifier" * 4}
+        if with_secret:
+            status, answer = client.token_request(exchange, basic=APP_SECRET)
+        else:
+            status, answer = client.token_request(dict(exchange, client_id="web-app"))
+        assert status == 200, answer
+        by_id = refresh_fields(answer["refresh_token"], "web-app")
+        by_secret = refresh_fields(answer["refresh_token"], None)
+        status, refused = (client.token_request(by_id) if with_secret
+                           else client.token_request(by_secret, basic=APP_SECRET))
+        assert status == 400
+        assert refused["error"] == ("invalid_client" if with_secret else "invalid_grant")
+        status, _ = (client.token_request(by_secret, basic=APP_SECRET) if with_secret
+                     else client.token_request(by_id))
+        assert status == 200
+
+
+@pytest.mark.parametrize("verifier", ["short", "é" * 43, "x" * 129, "sp ace" * 8])
+def test_a_malformed_code_verifier_is_refused_even_when_its_hash_matches(mock, verifier):
+    client = Client(mock)
+    _, query = code_from(authorize(client, code_challenge=s256_any(verifier))[1])
+    status, answer = client.token_request({
+        "grant_type": "authorization_code", "code": query["code"], "redirect_uri": REDIRECT,
+        "client_id": "spotty-test-client", "code_verifier": verifier})
+    assert status == 400
+    assert answer == {"error": "invalid_grant", "error_description": "code_verifier was incorrect"}
+
+
+def s256_any(text):
+    digest = hashlib.sha256(text.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 @pytest.mark.parametrize("overrides, message", [

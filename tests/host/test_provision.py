@@ -20,7 +20,6 @@ ACCOUNT = "123456789012"  # moto's
 THING = "bathroom-1"
 SECRETS = {
     "wifi_password": "correct horse battery",
-    "spotify_client_secret": "c0ffee-client-secret-0000",
     "spotify_refresh_token": "AQD-refresh-token-do-not-print",
 }
 NOW = 1_760_000_000
@@ -73,7 +72,6 @@ def run(iot, board, certs, out=None, **overrides):
         wifi_ssid="Home",
         wifi_password=SECRETS["wifi_password"],
         spotify_client_id="0123456789abcdef0123456789abcdef",
-        spotify_client_secret=SECRETS["spotify_client_secret"],
         spotify_refresh_token=SECRETS["spotify_refresh_token"],
         certs_dir=certs,
         now=lambda: NOW + 0.7,
@@ -116,7 +114,6 @@ def test_writes_what_the_firmware_reads(iot, certs):
         "wifi_ssid": "Home",
         "wifi_password": SECRETS["wifi_password"],
         "spotify_client_id": "0123456789abcdef0123456789abcdef",
-        "spotify_client_secret": SECRETS["spotify_client_secret"],
         "iot_endpoint": summary.endpoint,
         "iot_port": 8883,
         "thing_name": THING,
@@ -174,6 +171,22 @@ def test_a_second_run_reuses_everything(iot, certs):
     assert board.files["config.json"] == b'{"timeout_s": 90}'
     assert any(k.startswith("config.json") for k in second.kept)
     assert board.files["iot/key.der"] == (certs / THING / "key.der").read_bytes()
+
+
+def test_a_client_secret_from_an_older_provisioning_is_removed_and_said(iot, certs):
+    old = {"wifi_ssid": "Home", "wifi_password": "x", "spotify_client_id": "c",
+           "spotify_client_secret": "s3cret-of-the-app"}
+    board = FakeBoard({"secrets.json": json.dumps(old).encode()})
+    out = io.StringIO()
+    summary = run(iot, board, certs, out=out)
+    assert "spotify_client_secret" not in json.loads(board.files["secrets.json"])
+    assert b"s3cret-of-the-app" not in b"".join(board.files.values())
+    assert summary.client_secret_removed
+    assert "removed      the Spotify client secret from secrets.json" in out.getvalue()
+    assert "s3cret-of-the-app" not in out.getvalue()
+    again = io.StringIO()
+    assert not run(iot, board, certs, out=again).client_secret_removed
+    assert "client secret" not in again.getvalue()
 
 
 def test_a_rerun_without_a_new_login_keeps_the_token(iot, certs):

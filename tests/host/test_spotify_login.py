@@ -1,5 +1,6 @@
 """The host's Spotify login against the mock accounts service, with a scripted browser."""
 
+import base64
 import json
 import socket
 import ssl
@@ -11,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from host_tools.common.errors import SpottyError
+from host_tools.common.errors import SpottyError, UsageError
 from host_tools.spotify import login as sl
 from host_tools.spotify.mock import MockSpotify
 
@@ -112,8 +113,9 @@ def test_a_public_client_logs_in_with_pkce(mock):
     assert "Spotify login done" in browser.pages[0][1]
 
     (exchange,) = token_requests(mock)
-    assert exchange["status"] == 200 and exchange["auth"] == "none"
+    assert exchange["status"] == 200 and exchange["auth"] == "none"  # no Authorization
     form = exchange["body"]
+    assert set(form) == {"grant_type", "code", "redirect_uri", "client_id", "code_verifier"}
     assert form["client_id"] == CLIENT_ID and form["grant_type"] == "authorization_code"
     assert form["redirect_uri"] == query["redirect_uri"]
     assert sl.code_challenge(form["code_verifier"]) == query["code_challenge"]
@@ -123,21 +125,52 @@ def test_a_public_client_logs_in_with_pkce(mock):
         assert secret not in shown
 
 
-def test_a_confidential_client_authenticates_with_http_basic():
+def test_the_logins_refresh_token_refreshes_by_client_id_and_refuses_the_secret():
+    """The app has a secret (every Spotify app has one), but the login never uses it, so
+    the token it yields is bound to PKCE: the device refreshes it with its id alone."""
     with MockSpotify(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as mock:
-        token, said = log_in(mock, Browser(mock), client_secret=CLIENT_SECRET)
+        token, _ = log_in(mock, Browser(mock))
         (exchange,) = token_requests(mock)
-        assert token.refresh_token == mock.refresh_token
-    assert exchange["auth"] == "basic" and "client_secret" not in exchange["body"]
-    assert "code_verifier" in exchange["body"]  # PKCE as well
-    assert CLIENT_SECRET not in "\n".join(said)
+        refresh = {"grant_type": "refresh_token", "refresh_token": token.refresh_token}
+        pair = base64.b64encode(("%s:%s" % (CLIENT_ID, CLIENT_SECRET)).encode()).decode()
+        with_secret = post_form(mock, refresh, {"Authorization": "Basic " + pair})
+        by_id = post_form(mock, dict(refresh, client_id=CLIENT_ID))
+    assert exchange["auth"] == "none" and "client_secret" not in exchange["body"]
+    assert with_secret == (400, {"error": "invalid_grant",
+                                 "error_description": "Invalid refresh token"})
+    assert by_id[0] == 200 and by_id[1]["access_token"]
 
 
-def test_a_wrong_client_secret_is_a_clear_error():
-    with MockSpotify(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as mock:
-        with pytest.raises(SpottyError, match="invalid_client") as failure:
-            log_in(mock, Browser(mock), client_secret="not-" + CLIENT_SECRET)
-    assert CLIENT_SECRET not in str(failure.value)
+def post_form(mock, form, headers=None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        mock.url + "/api/token", data=urlencode(form).encode(), method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+    try:
+        with _opener(mock).open(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_a_verifier_that_does_not_match_the_challenge_is_refused(mock, monkeypatch):
+    """The mock checks the S256 challenge: a login that sent the challenge of another
+    verifier gets no token."""
+    challenge = sl.code_challenge
+    monkeypatch.setattr(sl, "code_challenge", lambda verifier: challenge(verifier + "x"))
+    with pytest.raises(SpottyError, match="invalid_grant .code_verifier was incorrect"):
+        log_in(mock, Browser(mock))
+    (exchange,) = token_requests(mock)
+    assert exchange["status"] == 400
+
+
+def test_a_client_secret_in_the_environment_is_refused_clearly():
+    with pytest.raises(UsageError) as failure:
+        sl.refuse_client_secret({"SPOTIFY_CLIENT_SECRET": CLIENT_SECRET})
+    message = str(failure.value)
+    assert "SPOTIFY_CLIENT_SECRET is set" in message and "PKCE" in message
+    assert "unset SPOTIFY_CLIENT_SECRET" in message and CLIENT_SECRET not in message
+    sl.refuse_client_secret({"SPOTIFY_CLIENT_SECRET": ""})  # set but empty: nothing to say
+    sl.refuse_client_secret({})
 
 
 def test_refusing_in_the_browser_is_a_clear_error(mock):
