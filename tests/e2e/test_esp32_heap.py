@@ -19,11 +19,12 @@ from host_tools.sim.runtime import interpreter, word_bits
 
 REPO = Path(__file__).resolve().parents[2]
 BESIDE = REPO.parent / "shared" / "tools" / "micropython-esp32like"
-# The required bound (README, "Memory on the board"): the full cycle measured 88 KB
-# (2026-12-03). The update cycle measured 88 KB in most runs and 90 in some, so it is held
-# at 90 until it has a margin; the bound stays the goal.
-GUARD_KB = ESP32_HEAP_BOUND_KB
-OTA_GUARD_KB = ESP32_HEAP_BOUND_KB + 2
+# Held below the required bound (ESP32_HEAP_BOUND_KB, README "Memory on the board"), a few
+# KB above what was measured (2026-12-03: the full cycle 78 KB, the update cycle 80), so
+# that the room won stays won.
+GUARD_KB = 82
+OTA_GUARD_KB = 84
+assert OTA_GUARD_KB <= ESP32_HEAP_BOUND_KB
 
 
 def esp32_binary() -> str:
