@@ -48,7 +48,7 @@ def keygen(directory: Path, overwrite: bool = False) -> tuple[Path, Path]:
     if not overwrite:
         for path in (private_path, public_path):
             if path.exists():
-                raise SpottyError("%s exists; refusing to replace an OTA signing key" % path)
+                raise RefusedError("%s exists; refusing to replace an OTA signing key" % path)
     check_key_dir(directory)
     make_private_dir(directory)
     key = ec.generate_private_key(ec.SECP256R1())

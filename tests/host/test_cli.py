@@ -397,7 +397,7 @@ def test_ota_errors_are_clear(capsys, firmware, tmp_path):
     ota.keygen(tmp_path / "a")
     ota.keygen(tmp_path / "b")
     code, _, err = run(capsys, "ota", "keygen", str(tmp_path / "a"))
-    assert code == 1 and "refusing to replace an OTA signing key" in err
+    assert code == 3 and "refusing to replace an OTA signing key" in err
     bundle = tmp_path / "fw.spota"
     run(capsys, "ota", "build", "--version", "1", "--key", str(tmp_path / "a" / "ota_key.pem"),
         "--out", str(bundle), "--source", str(firmware))
