@@ -8,7 +8,9 @@ after everything it imports (leaf first), so a module is counted once, by itself
 Resident: what the boot imports (`main.py`'s modules and their import-time imports), and
 on a board provisioned for AWS IoT the shadow link's modules, which stay once loaded.
 On demand: what loads later, only when needed, and is dropped afterwards by `rare.drop`
-(OTA, certificates, configuration schema, ...).
+(OTA, certificates, configuration schema, ...), and on a board with one TLS connection
+the Spotify client (net.spotify, net.https, player), loaded for each Spotify call while
+the link's code is unloaded (cloud.py): the two never share the heap.
 """
 
 import tempfile
@@ -67,7 +69,8 @@ def table_lines(resident, on_demand, bits: int = 32) -> list[str]:
     lines = ["Firmware modules in RAM, %d-bit (.mpy imported; each after what it imports; a "
              "module that makes the interned-name pool grow carries that growth):" % bits]
     for title, rows in (("resident (booted, shadow link up)", resident),
-                        ("loaded on demand, dropped after", on_demand)):
+                        ("loaded on demand (Spotify's turn, updates, ...), dropped after",
+                         on_demand)):
         lines.append("  %s: %.1f KB in %d modules" % (
             title, sum(size for _, size in rows) / 1024, len(rows)))
         for name, size in sorted(rows, key=lambda row: -row[1]):
