@@ -195,8 +195,11 @@ class App:
             if self.boot_utc is None:
                 continue  # not provisioned
             self.job_ready.clear()
+            if self._idle():
+                # The link back once a session is over (or if it could not load before):
+                # it stays down from the play to the session's end, one reconnect a visit.
+                self.cloud.give_tls()
             job, self.job = self.job, None
-            self.cloud.give_tls()  # the link back, if it could not load before
             if not (job and self.account):
                 job = None
                 if self.ota_job and self._ota_due(now) and self._idle():
@@ -219,7 +222,8 @@ class App:
                 self._refreshed(await self.spotify_call(lambda: self.spotify.refresh()))
             else:
                 await self._run_job(job)
-            self.cloud.give_tls()
+            if self._idle():
+                self.cloud.give_tls()
 
     def _heartbeat(self):
         try:
