@@ -12,6 +12,8 @@ HEARTBEAT_S = 6 * 3600  # the firmware reports at least this often (device/app.p
 OFFLINE_AFTER_S = HEARTBEAT_S + 15 * 60
 LOGIN_WARN_DAYS = 14
 CERT_WARN_DAYS = 21  # three weeks to build and push an update with new roots
+# The firmware sets its clock at each heartbeat; a clock not set for this long drifts.
+CLOCK_STALE_S = 2 * 86400
 OTA_BUSY = ("downloading", "verifying", "staged")
 
 STATES = {
@@ -144,6 +146,11 @@ def card(thing: str, document: dict | None, now: float) -> Card:
     result.cert, note = _certificate(status, now)
     if note:
         result.notes.append(note)
+    synced = status.get("clock_synced")
+    if isinstance(synced, int) and now - synced > CLOCK_STALE_S:
+        result.notes.append(Note("warn", "Its clock was last set %s ago (NTP): it drifts, and "
+                                 "quiet hours with it. Can its network reach pool.ntp.org?"
+                                 % words.span(now - synced)))
     last_motion = (mine.get("stats") or {}).get("last_motion")
     result.last_motion = words.local_time(last_motion, zone) if last_motion else "never"
     result.wifi = words.rssi(status.get("rssi"))

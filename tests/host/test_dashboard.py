@@ -131,6 +131,15 @@ def test_a_rate_limited_card_says_until_when_in_local_time(store, clock, client)
     assert "Spotify asked it to wait until 2026-12-01 01:53 (UTC+1)" in card, card
 
 
+def test_a_clock_not_set_for_days_warns(store, clock, client):
+    report(store, clock, "bath-clock", status=dict(STATUS, clock_synced=NOW - 3 * 86400))
+    report(store, clock, "bath-synced", status=dict(STATUS, clock_synced=NOW - 3600))
+    html = client.get("/").text
+    card = card_of(html, "bath-clock")
+    assert card.startswith("warn ") and "Its clock was last set 3 days ago (NTP)" in card, card
+    assert card_of(html, "bath-synced").startswith("ok ")
+
+
 def test_an_updating_card(store, clock, client):
     report(store, clock, "bath-ota", ota={"version": "0.2.0", "status": "downloading",
                                           "previous": "0.1.0"})
