@@ -58,6 +58,7 @@ class App:
         self.token = RefreshToken()
         self.refresh_failures = 0
         self.refresh_at = None  # ticks before which an idle refresh waits (after failures)
+        self.wifi_reconnects = 0  # since boot, for status
         self.config = startup.load_config()
         self.zone = _zone(self.config["tz"])
         saved_stats, _ = store.load_json("stats.json", None)
@@ -133,7 +134,7 @@ class App:
             started = decision[2]
             duration_s = max(0, self.board.utc() - started)
             log.event("session_end", why=decision[1], duration_s=duration_s,
-                      **self.cloud.counts())
+                      free_heap=self.board.free_heap(), **self.cloud.counts())
             self.stats.session(self.zone, started, duration_s)
             try:
                 store.save_json("stats.json", self.stats.as_dict())  # the one write per session
@@ -192,6 +193,9 @@ class App:
             now = self.board.ticks_ms()
             if self.boot_utc is None:
                 continue  # not provisioned
+            if not self.board.network_ok():
+                await self._reconnect()  # a job waits for it: it would fail without
+                continue
             self.job_ready.clear()
             job, self.job = self.job, None
             cloud = self.cloud
@@ -212,6 +216,14 @@ class App:
                     pass  # tried again with the next heartbeat; status says when it last worked
                 self.last_heartbeat = self.board.utc()
                 cloud.report("status")
+
+    async def _reconnect(self):
+        import wifi  # rare: dropped once the link is back
+
+        try:
+            await wifi.reconnect(self)
+        finally:
+            rare.drop("wifi")
 
     # -- updates ------------------------------------------------------------
 

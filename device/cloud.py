@@ -98,6 +98,7 @@ class Cloud:
             "rate_limited_until": (app.spotify.rate_limited_until
                                    if app.spotify and app.spotify.banned_s() else None),
             "clock_synced": app.clock_synced,  # UTC of the last NTP sync
+            "wifi_reconnects": app.wifi_reconnects,  # since boot
         }
 
     # -- in -----------------------------------------------------------------

@@ -7,10 +7,13 @@
 # (`at`, `until`, the log's "t") is real time since ready; "advance_s" moves the
 # board's clocks on (ticks and UTC: as if it had idled that long) and
 # "rtc_offset_s" its wall clock alone (drift, until the next sync_clock()).
+# Wi-Fi is down while the file named by "wifi_flag" exists: the runner cuts the
+# network outside (host_tools/sim/network.py) and says so with that file.
 # reset() ends the process with code 3: the runner (host_tools/sim/runner.py) starts the
 # firmware again from the same flash, as a rebooting board would. With
 # SPOTTY_CUT=<name>, checkpoint(<name>) stops dead there so that the runner can
 # kill -9 the process at exactly that point (a power cut).
+import asyncio
 import gc
 import json
 import os
@@ -37,6 +40,7 @@ class Board:
         # below 0 keeps the sum a small int on a 32-bit port (no allocation a tick).
         self._offset = ((scenario["ticks_ms"] - time.ticks_ms()) & _MASK) - _MASK - 1
         self._drift_s = 0
+        self._wifi_flag = scenario.get("wifi_flag")
         self._ready_ms = None  # the port's ticks at ready
         self._ring = None
         self._level = 0
@@ -60,9 +64,19 @@ class Board:
         return (self._offset + time.ticks_ms()) & _MASK
 
     async def connect_network(self, ssid, password, timeout_ms=20000):
-        pass
+        started = time.ticks_ms()
+        while not self.network_ok():  # as the esp32 board waits for its WLAN
+            if time.ticks_diff(time.ticks_ms(), started) > timeout_ms:
+                raise OSError("wifi: no connection to %s" % ssid)
+            await asyncio.sleep_ms(200)
 
     def network_ok(self):
+        if self._wifi_flag:
+            try:
+                os.stat(self._wifi_flag)
+                return False
+            except OSError:
+                pass
         return True
 
     def rssi(self):
@@ -131,4 +145,5 @@ class Board:
         log.start_clock(time.ticks_ms)  # "t": the scenario's time, which advance_s leaves
 
     def free_heap(self):
+        gc.collect()  # what is free for good, not what garbage happens to hold
         return gc.mem_free()
