@@ -209,7 +209,9 @@ class App:
                 await cloud.take_tls()
                 self._refreshed(await self.spotify_call(self.spotify.refresh))
                 cloud.give_tls()
-            elif self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
+            # After whatever else this round did: a worker that never wakes idle (in a
+            # busy spell) must still sync its clock. The motion path goes first.
+            if self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
                 try:
                     self.sync_clock()
                 except OSError:

@@ -35,7 +35,10 @@ class Board:
             scenario = json.load(f)
         self._clock_utc = scenario["clock_utc"]
         self._until_ms = int(scenario["until"] * 1000)
+        # Read through, not popped: the scenario's memory stays as it is, so that the
+        # free heap the firmware reports moves with the firmware alone.
         self._events = sorted(scenario["events"], key=lambda e: e["at"])
+        self._next = 0
         # Board ticks = (offset + the port's own ticks, real time) & _MASK; an offset
         # below 0 keeps the sum a small int on a 32-bit port (no allocation a tick).
         self._offset = ((scenario["ticks_ms"] - time.ticks_ms()) & _MASK) - _MASK - 1
@@ -49,8 +52,12 @@ class Board:
     def attach_pir(self, ring):
         self._ring = ring
         now = self.ticks_ms()
-        while self._events and self._events[0]["at"] < 0:  # motion during boot
-            self._edge(self._events.pop(0)["pir"], now)
+        while self._next < len(self._events) and self._events[self._next]["at"] < 0:
+            self._edge(self._take()["pir"], now)  # motion during boot
+
+    def _take(self):
+        self._next += 1
+        return self._events[self._next - 1]
 
     def _edge(self, level, ticks):
         self._level = 1 if level else 0
@@ -124,8 +131,9 @@ class Board:
         if self._ready_ms is None:
             return
         elapsed = time.ticks_diff(time.ticks_ms(), self._ready_ms)
-        while self._events and self._events[0]["at"] * 1000 <= elapsed:
-            event = self._events.pop(0)
+        events = self._events
+        while self._next < len(events) and events[self._next]["at"] * 1000 <= elapsed:
+            event = self._take()
             if "pir" in event:
                 due = self._ready_ms + int(event["at"] * 1000)
                 self._edge(event["pir"], (self._offset + due) & _MASK)
