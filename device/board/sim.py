@@ -31,14 +31,13 @@ class Board:
     name = "sim"
 
     def __init__(self, settings):
-        with open(os.getenv("SPOTTY_SIM")) as f:
-            scenario = json.load(f)
+        # One line of settings, then the events in order, read as they come due: a
+        # long scenario takes no room in the heap the firmware's figures come from.
+        self._feed = open(os.getenv("SPOTTY_SIM"))
+        scenario = json.loads(self._feed.readline())
+        self._upcoming = self._read()
         self._clock_utc = scenario["clock_utc"]
         self._until_ms = int(scenario["until"] * 1000)
-        # Read through, not popped: the scenario's memory stays as it is, so that the
-        # free heap the firmware reports moves with the firmware alone.
-        self._events = sorted(scenario["events"], key=lambda e: e["at"])
-        self._next = 0
         # Board ticks = (offset + the port's own ticks, real time) & _MASK; an offset
         # below 0 keeps the sum a small int on a 32-bit port (no allocation a tick).
         self._offset = ((scenario["ticks_ms"] - time.ticks_ms()) & _MASK) - _MASK - 1
@@ -52,12 +51,16 @@ class Board:
     def attach_pir(self, ring):
         self._ring = ring
         now = self.ticks_ms()
-        while self._next < len(self._events) and self._events[self._next]["at"] < 0:
+        while self._upcoming is not None and self._upcoming["at"] < 0:
             self._edge(self._take()["pir"], now)  # motion during boot
 
+    def _read(self):
+        line = self._feed.readline()
+        return json.loads(line) if line else None
+
     def _take(self):
-        self._next += 1
-        return self._events[self._next - 1]
+        event, self._upcoming = self._upcoming, self._read()
+        return event
 
     def _edge(self, level, ticks):
         self._level = 1 if level else 0
@@ -131,8 +134,7 @@ class Board:
         if self._ready_ms is None:
             return
         elapsed = time.ticks_diff(time.ticks_ms(), self._ready_ms)
-        events = self._events
-        while self._next < len(events) and events[self._next]["at"] * 1000 <= elapsed:
+        while self._upcoming is not None and self._upcoming["at"] * 1000 <= elapsed:
             event = self._take()
             if "pir" in event:
                 due = self._ready_ms + int(event["at"] * 1000)

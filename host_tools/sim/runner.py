@@ -221,14 +221,28 @@ def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
         "token.json": {"refresh_token": target.refresh_token, "issued_at": scenario["clock_utc"]},
         "config.json": scenario["config"],
         "device.json": scenario["device"],
-        "sim.json": {"clock_utc": scenario["clock_utc"], "until": scenario["until"],
-                     "ticks_ms": scenario["ticks_ms"],
-                     "wifi_flag": str(wifi_flag) if wifi_flag else None,
-                     "events": [e for e in scenario["events"]
-                                if not any(k in e for k in HOST_KINDS)]},
     }
     for name, content in files.items():
         (flash / name).write_text(json.dumps(content))
+    write_board_scenario(flash / SIM_FILE, {
+        "clock_utc": scenario["clock_utc"], "until": scenario["until"],
+        "ticks_ms": scenario["ticks_ms"], "wifi_flag": str(wifi_flag) if wifi_flag else None,
+    }, [e for e in scenario["events"] if not any(k in e for k in HOST_KINDS)])
+
+
+SIM_FILE = "sim.jsonl"  # the simulated board's part of the scenario (SPOTTY_SIM names it)
+
+
+def write_board_scenario(path: Path, header: dict, events: list) -> None:
+    """The board's settings on the first line, then its events one a line, in order: the
+    board reads each as it comes due, so a month of visits takes no room in its heap."""
+    lines = [header] + sorted(events, key=lambda e: e["at"])
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def read_board_scenario(path: Path) -> tuple[dict, list]:
+    header, *events = [json.loads(line) for line in path.read_text().splitlines()]
+    return header, events
 
 
 def run(scenario: dict, target: SpotifyTarget, *, flash: Path | None = None,
@@ -386,7 +400,7 @@ class _Runner:
         else:
             cmd.append(str(DEVICE_DIR / "main.py"))
             env = micropython_env()
-        env["SPOTTY_SIM"] = str(self.flash / "sim.json")
+        env["SPOTTY_SIM"] = str(self.flash / SIM_FILE)
         env.pop("SPOTTY_CUT", None)
         if self.cut:
             env["SPOTTY_CUT"] = self.cut
@@ -403,7 +417,7 @@ class _Runner:
                     if result.boots > self.max_reboots or time.monotonic() >= deadline:
                         result.returncode = RESET_EXIT if code == "cut" else code
                         return result
-                    if not _advance_timeline(self.flash / "sim.json", up_s):
+                    if not _advance_timeline(self.flash / SIM_FILE, up_s):
                         result.returncode = 0  # the scenario ended with the reboot
                         return result
                     deadline += REBOOT_ALLOWANCE_S
@@ -470,16 +484,16 @@ class _Runner:
                 self.on_event(event)
 
 
-def _advance_timeline(sim_json: Path, up_s: float) -> bool:
+def _advance_timeline(sim_file: Path, up_s: float) -> bool:
     """Move the scenario on by the time the board was up; False if nothing is left."""
-    scenario = json.loads(sim_json.read_text())
+    scenario, board_events = read_board_scenario(sim_file)
     until = scenario["until"] - up_s
     if until <= 0:
         return False
     level = 0
     clock_utc = scenario["clock_utc"] + int(up_s)
     events = []
-    for event in sorted(scenario["events"], key=lambda e: e["at"]):
+    for event in board_events:
         at = event["at"] - up_s
         if at >= 0:
             events.append(dict(event, at=at))
@@ -489,8 +503,8 @@ def _advance_timeline(sim_json: Path, up_s: float) -> bool:
             clock_utc += event.get("advance_s", 0)
     if level:
         events.insert(0, {"at": -0.001, "pir": 1})  # still there during the next boot
-    scenario.update(clock_utc=clock_utc, until=until, events=events)
-    sim_json.write_text(json.dumps(scenario))
+    scenario.update(clock_utc=clock_utc, until=until)
+    write_board_scenario(sim_file, scenario, events)
     return True
 
 
