@@ -193,8 +193,12 @@ class App:
             now = self.board.ticks_ms()
             if self.boot_utc is None:
                 continue  # not provisioned
-            if not self.board.network_ok():
-                await self._reconnect()  # a job waits for it: it would fail without
+            if not self.board.network_ok():  # a job waits for Wi-Fi: it would fail without
+                import wifi  # rare: its code goes once the link is back
+
+                await wifi.reconnect(self)
+                del wifi
+                rare.drop("wifi")
                 continue
             self.job_ready.clear()
             job, self.job = self.job, None
@@ -218,14 +222,6 @@ class App:
                     pass  # tried again with the next heartbeat; status says when it last worked
                 self.last_heartbeat = self.board.utc()
                 cloud.report("status")
-
-    async def _reconnect(self):
-        import wifi  # rare: dropped once the link is back
-
-        try:
-            await wifi.reconnect(self)
-        finally:
-            rare.drop("wifi")
 
     # -- updates ------------------------------------------------------------
 

@@ -35,7 +35,8 @@ class Board:
         # long scenario takes no room in the heap the firmware's figures come from.
         self._feed = open(os.getenv("SPOTTY_SIM"))
         scenario = json.loads(self._feed.readline())
-        self._upcoming = self._read()
+        self._upcoming = None
+        self._take()
         self._clock_utc = scenario["clock_utc"]
         self._until_ms = int(scenario["until"] * 1000)
         # Board ticks = (offset + the port's own ticks, real time) & _MASK; an offset
@@ -54,12 +55,11 @@ class Board:
         while self._upcoming is not None and self._upcoming["at"] < 0:
             self._edge(self._take()["pir"], now)  # motion during boot
 
-    def _read(self):
-        line = self._feed.readline()
-        return json.loads(line) if line else None
-
     def _take(self):
-        event, self._upcoming = self._upcoming, self._read()
+        """The upcoming event, and the next one read in its place."""
+        event = self._upcoming
+        line = self._feed.readline()
+        self._upcoming = json.loads(line) if line else None
         return event
 
     def _edge(self, level, ticks):
