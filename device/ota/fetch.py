@@ -93,6 +93,7 @@ async def _fetch(board, request):
         if reason in (None, "postponed") or board.network_ok() or tries >= WIFI_TRIES:
             return reason
         log.event("ota_wifi_lost", version=request["version"], reason=reason, tries=tries)
+        board.feed_watchdog()  # the failure may have taken a read timeout: the wait gets its own
         try:
             await board.connect_network(ssid, password)
         except OSError:
