@@ -39,6 +39,7 @@ class Network:
         with self._lock:
             relay = self._relays.get((host, port))
             if relay is None:
+                _check_local(host)
                 relay = self._relays[(host, port)] = _Relay(host, port, listening=self.up)
             return relay.port
 
@@ -153,6 +154,18 @@ class _Relay:
             self._pairs.discard(pair)
         for sock in pair:
             sock.close()
+
+
+def _check_local(host: str) -> None:
+    """The relay listens on the server's own name, which must be this computer: the
+    firmware looks the name up and verifies the server's certificate for it."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, socket.AF_INET)}
+    except OSError as e:
+        raise SpottyError("cannot look up %s: %s" % (host, e)) from e
+    if not all(address.startswith("127.") for address in addresses):
+        raise SpottyError("`wifi` events cut servers on this computer only (the mock "
+                          "Spotify, iot-local, ota serve): %s is elsewhere" % host)
 
 
 def _shut(sock: socket.socket) -> None:

@@ -12,6 +12,7 @@ from needs import needs_mosquitto
 from conftest import api_calls, iot_target
 from host_tools.aws.iot_local import IotLocal
 from host_tools.aws.shadow_client import ShadowClient
+from host_tools.common.errors import SpottyError
 from host_tools.sim.network import Network
 
 CUT_AT = 1.5
@@ -86,6 +87,9 @@ def test_a_network_cut_closes_open_connections_and_refuses_new_ones(mock):
         assert again.recv(12).startswith(b"HTTP/1.1")
         again.close()
         assert not network.flag.exists()
+        # Only a server on this computer can be cut: the firmware looks up the name itself.
+        with pytest.raises(SpottyError, match="10.1.2.3 is elsewhere"):
+            network.url("https://10.1.2.3:8443/v1")
 
 
 @needs_mosquitto
