@@ -15,8 +15,8 @@ from ..spotify.mock import MockSpotify
 DAYS = 30
 CLOCK = "2026-11-01T07:00:00Z"  # in UTC0: the visits are at 7:00 and 19:00 local
 GAP_S = 12 * 3600
-# A visit ends some 1.2 s after its motion (the glitch filter, the 1 s timeout, the pause):
-# the clocks move on 0.25 s later, and the next visit comes 0.15 s after that. The 1 s
+# A visit's session ends some 1.3 s after its motion (the glitch filter, the 1 s timeout,
+# the pause); the clocks move on at 1.45 s and the next visit comes at 1.6 s. The 1 s
 # timeout, the shortest there is, bounds how fast a month can go: 60 sessions take 103 s.
 VISIT_EVERY_S = 1.6
 GLITCH_MS = 50
@@ -68,7 +68,7 @@ class Soak:
         return sum(e["advance_s"] for e in self.result.named("clock"))
 
 
-def run(days: int = DAYS, heapsize: str | None = None, flash: Path | None = None) -> Soak:
+def run(days: int = DAYS, heapsize: str | None = None) -> Soak:
     """The month, against the mock Spotify and the local AWS IoT stand-in (mosquitto)."""
     from ..aws.iot_local import IotLocal
     from ..aws.shadow_client import ShadowClient
@@ -92,7 +92,7 @@ def run(days: int = DAYS, heapsize: str | None = None, flash: Path | None = None
 
         result = sim.run(scenario(days), sim.SpotifyTarget(mock.url, mock.ca.cert_der),
                          iot=target, install_firmware=True, heapsize=heapsize,
-                         on_event=sprinkle, flash=flash)
+                         on_event=sprinkle)
         shadow = ShadowClient("soak-bath", iot.endpoint_url).get() or {}
         faulted = [r for r in mock.requests() if r["fault"]]
     return Soak(result, shadow.get("state", {}).get("reported", {}), injected, faulted)
