@@ -60,6 +60,7 @@ class App:
         self.token = RefreshToken()
         self.refresh_failures = 0
         self.refresh_at = None  # ticks before which an idle refresh waits (after failures)
+        self.wifi_reconnects = 0  # since boot, for status
         self.config = startup.load_config()
         self.zone = _zone(self.config["tz"])
         saved_stats, _ = store.load_json("stats.json", None)
@@ -135,7 +136,7 @@ class App:
             started = decision[2]
             duration_s = max(0, self.board.utc() - started)
             log.event("session_end", why=decision[1], duration_s=duration_s,
-                      **self.cloud.counts())
+                      free_heap=self.board.free_heap(), **self.cloud.counts())
             self.stats.session(self.zone, started, duration_s)
             try:
                 store.save_json("stats.json", self.stats.as_dict())  # the one write per session
@@ -194,6 +195,13 @@ class App:
             now = self.board.ticks_ms()
             if self.boot_utc is None:
                 continue  # not provisioned
+            if not self.board.network_ok():  # a job waits for Wi-Fi: it would fail without
+                import wifi  # rare: its code goes once the link is back
+
+                await wifi.reconnect(self)
+                del wifi
+                rare.drop("wifi")
+                continue
             self.job_ready.clear()
             if self._idle():
                 # The link back once a session is over (or if it could not load before):
@@ -207,23 +215,24 @@ class App:
                     continue
                 if self.account and self._should_refresh(now):
                     job = "refresh"
-                elif self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
-                    self._heartbeat()
-                if job is None:
-                    continue
-            if await self.cloud.take_tls():
-                # The shadow link's code is dropped, but this task's frames may still
-                # point at it (the GC reads stale slots too) until the task has yielded
-                # once: then a collection here, in the task's own frame, finds the room
-                # for Spotify's code. Deeper down, it does not.
-                await asyncio.sleep_ms(0)
-                gc.collect()
-            if job == "refresh":
-                self._refreshed(await self.spotify_call(lambda: self.spotify.refresh()))
-            else:
-                await self._run_job(job)
-            if self._idle():
-                self.cloud.give_tls()
+            if job:
+                if await self.cloud.take_tls():
+                    # The shadow link's code is dropped, but this task's frames may still
+                    # point at it (the GC reads stale slots too) until the task has
+                    # yielded once: then a collection here, in the task's own frame,
+                    # finds the room for Spotify's code. Deeper down, it does not.
+                    await asyncio.sleep_ms(0)
+                    gc.collect()
+                if job == "refresh":
+                    self._refreshed(await self.spotify_call(lambda: self.spotify.refresh()))
+                else:
+                    await self._run_job(job)
+                if self._idle():
+                    self.cloud.give_tls()
+            # After whatever else this round did: a worker that never wakes idle (in a
+            # busy spell) must still sync its clock. The motion path goes first.
+            if self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
+                self._heartbeat()
 
     def _heartbeat(self):
         try:

@@ -167,6 +167,7 @@ class Cloud:
             "rate_limited_until": (app.account.rate_limited_until
                                    if app.account and app.account.banned_s() else None),
             "clock_synced": app.clock_synced,  # UTC of the last NTP sync
+            "wifi_reconnects": app.wifi_reconnects,  # since boot
         }
 
     # -- in -----------------------------------------------------------------

@@ -2,8 +2,6 @@
 # the Spotify client and its warm-up, and the shadow link. It runs once, and the app
 # drops it afterwards (rare.drop): its code would otherwise take heap for good. It is
 # dropped before the shadow link's modules load, the largest step of the boot.
-import asyncio
-
 import log
 import rare
 import store
@@ -37,7 +35,7 @@ async def run(app):
         return None
     if secrets.pop("spotify_client_secret", None) is not None:
         _forget_client_secret(secrets)
-    await _connect(app, secrets)
+    await _connect(app, secrets)  # and the clock, before anything else: TLS needs it
     app.boot_utc = app.last_heartbeat = app.board.utc()
     roots, iot_roots, app.cert_expiry = _certs()
     ctx = tls.context(roots)
@@ -65,19 +63,6 @@ def _forget_client_secret(secrets):
         log.event("error", error="flash", detail="secrets.json: %s" % e)
 
 
-async def _connect(app, secrets):
-    attempt = 0
-    while True:
-        try:
-            await app.board.connect_network(secrets.get("wifi_ssid"), secrets.get("wifi_password"))
-            app.sync_clock()  # before anything else: TLS and quiet hours need the time
-            return
-        except OSError as e:
-            attempt += 1
-            log.event("error", error="network", detail=str(e), attempt=attempt)
-            await asyncio.sleep_ms(min(60000, 1000 * attempt))
-
-
 async def _warm_up(app):
     await app.spotify.refresh()
     wanted = app.config["spotify_device"]
@@ -85,6 +70,15 @@ async def _warm_up(app):
         raise SpotifyError(NO_SPEAKER)  # an error state from the start: set the speaker
     if await app.player.resolve(wanted) is None:
         log.event("warning", warning="device_asleep", device=wanted)
+
+
+async def _connect(app, secrets):
+    import wifi
+
+    try:
+        await wifi.connect(app, secrets)
+    finally:
+        rare.drop("wifi")
 
 
 def _certs():

@@ -110,4 +110,5 @@ class Board:
         pass
 
     def free_heap(self):
+        gc.collect()  # what is free for good, not what garbage happens to hold
         return gc.mem_free()

@@ -7,10 +7,13 @@
 # (`at`, `until`, the log's "t") is real time since ready; "advance_s" moves the
 # board's clocks on (ticks and UTC: as if it had idled that long) and
 # "rtc_offset_s" its wall clock alone (drift, until the next sync_clock()).
+# Wi-Fi is down while the file named by "wifi_flag" exists: the runner cuts the
+# network outside (host_tools/sim/network.py) and says so with that file.
 # reset() ends the process with code 3: the runner (host_tools/sim/runner.py) starts the
 # firmware again from the same flash, as a rebooting board would. With
 # SPOTTY_CUT=<name>, checkpoint(<name>) stops dead there so that the runner can
 # kill -9 the process at exactly that point (a power cut).
+import asyncio
 import gc
 import json
 import os
@@ -28,15 +31,19 @@ class Board:
     name = "sim"
 
     def __init__(self, settings):
-        with open(os.getenv("SPOTTY_SIM")) as f:
-            scenario = json.load(f)
+        # One line of settings, then the events in order, read as they come due: a
+        # long scenario takes no room in the heap the firmware's figures come from.
+        self._feed = open(os.getenv("SPOTTY_SIM"))
+        scenario = json.loads(self._feed.readline())
+        self._upcoming = None
+        self._take()
         self._clock_utc = scenario["clock_utc"]
         self._until_ms = int(scenario["until"] * 1000)
-        self._events = sorted(scenario["events"], key=lambda e: e["at"])
         # Board ticks = (offset + the port's own ticks, real time) & _MASK; an offset
         # below 0 keeps the sum a small int on a 32-bit port (no allocation a tick).
         self._offset = ((scenario["ticks_ms"] - time.ticks_ms()) & _MASK) - _MASK - 1
         self._drift_s = 0
+        self._wifi_flag = scenario.get("wifi_flag")
         self._ready_ms = None  # the port's ticks at ready
         self._ring = None
         self._level = 0
@@ -45,8 +52,15 @@ class Board:
     def attach_pir(self, ring):
         self._ring = ring
         now = self.ticks_ms()
-        while self._events and self._events[0]["at"] < 0:  # motion during boot
-            self._edge(self._events.pop(0)["pir"], now)
+        while self._upcoming is not None and self._upcoming["at"] < 0:
+            self._edge(self._take()["pir"], now)  # motion during boot
+
+    def _take(self):
+        """The upcoming event, and the next one read in its place."""
+        event = self._upcoming
+        line = self._feed.readline()
+        self._upcoming = json.loads(line) if line else None
+        return event
 
     def _edge(self, level, ticks):
         self._level = 1 if level else 0
@@ -60,9 +74,19 @@ class Board:
         return (self._offset + time.ticks_ms()) & _MASK
 
     async def connect_network(self, ssid, password, timeout_ms=20000):
-        pass
+        started = time.ticks_ms()
+        while not self.network_ok():  # as the esp32 board waits for its WLAN
+            if time.ticks_diff(time.ticks_ms(), started) > timeout_ms:
+                raise OSError("wifi: no connection to %s" % ssid)
+            await asyncio.sleep_ms(200)
 
     def network_ok(self):
+        if self._wifi_flag:
+            try:
+                os.stat(self._wifi_flag)
+                return False
+            except OSError:
+                pass
         return True
 
     def rssi(self):
@@ -110,8 +134,8 @@ class Board:
         if self._ready_ms is None:
             return
         elapsed = time.ticks_diff(time.ticks_ms(), self._ready_ms)
-        while self._events and self._events[0]["at"] * 1000 <= elapsed:
-            event = self._events.pop(0)
+        while self._upcoming is not None and self._upcoming["at"] * 1000 <= elapsed:
+            event = self._take()
             if "pir" in event:
                 due = self._ready_ms + int(event["at"] * 1000)
                 self._edge(event["pir"], (self._offset + due) & _MASK)
@@ -131,4 +155,5 @@ class Board:
         log.start_clock(time.ticks_ms)  # "t": the scenario's time, which advance_s leaves
 
     def free_heap(self):
+        gc.collect()  # what is free for good, not what garbage happens to hold
         return gc.mem_free()

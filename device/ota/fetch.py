@@ -8,7 +8,8 @@
 # and sha256 and the signing key), is read back and checked again, and the boot ends
 # in a reset: into the swap (ota.apply) when a bundle is staged, else back into the
 # app, which reports the outcome kept in state.json. The download stops as soon as
-# someone walks in, so the app can play their music.
+# someone walks in, so the app can play their music. One cut short by a Wi-Fi drop
+# starts again from the beginning once Wi-Fi is back.
 import asyncio
 import random
 
@@ -26,6 +27,7 @@ from pir import Pir
 RETRY_BASE_MS = const(30000)
 RETRY_CAP_MS = const(600000)
 TIMEOUT_MS = const(20000)
+WIFI_TRIES = const(3)  # downloads in one boot, each after Wi-Fi came back
 # HTTP failures, as the reasons reported.ota gives
 _HTTP_REASONS = {"too_large": "size_mismatch", "connect": "connect", "tls": "tls"}
 
@@ -67,8 +69,6 @@ def _wait_ms(job):
 
 async def _fetch(board, request):
     """None once the bundle is staged, else the reason it is not."""
-    from ota import bundle  # after the network is up: the heap is at its emptiest now
-
     pir = Pir(board, None)
     secrets, _ = store.load_json("secrets.json", {})
     try:
@@ -76,13 +76,33 @@ async def _fetch(board, request):
             pubkey = f.read()
     except OSError:
         return "no_public_key"
+    ssid, password = secrets.get("wifi_ssid"), secrets.get("wifi_password")
     try:
-        await board.connect_network(secrets.get("wifi_ssid"), secrets.get("wifi_password"))
+        await board.connect_network(ssid, password)
         board.sync_clock()
     except OSError:
         return "network"
     base, target = _split(request["url"])
     client = https.Client(base, tls.context(certs.roots("ota")), timeout_ms=TIMEOUT_MS)
+    tries = 0
+    while True:
+        reason = await _download(board, pir, client, target, pubkey, request)
+        tries += 1
+        # Wi-Fi lost on the way: the download starts again as soon as it is back, in
+        # this boot, rather than after the wait and the two boots of a later attempt.
+        if reason in (None, "postponed") or board.network_ok() or tries >= WIFI_TRIES:
+            return reason
+        log.event("ota_wifi_lost", version=request["version"], reason=reason, tries=tries)
+        board.feed_watchdog()  # the failure may have taken a read timeout: the wait gets its own
+        try:
+            await board.connect_network(ssid, password)
+        except OSError:
+            return "network"
+
+
+async def _download(board, pir, client, target, pubkey, request):
+    from ota import bundle  # after the network is up: the heap is at its emptiest now
+
     stager = bundle.Stager(pubkey, ota_state.STAGED, request["size"], request["sha256"])
     checkpoint = getattr(board, "checkpoint", None)  # the simulator's power cuts
 

@@ -1,4 +1,5 @@
-"""`python -m host_tools.bench` (`make bench`): the sessions, the heap, the shadow link, OTA.
+"""`python -m host_tools.bench` (`make bench`): the sessions, the heap, the shadow link, a month's
+soak (its heap trend), OTA.
 
 Every figure printed also goes to `.sim/bench.json`, one key each. With SPOTTY_MICROPYTHON
 naming a 32-bit interpreter (../shared/tools/micropython-esp32like), the heap figures are
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from ..common.errors import SpottyError
 from ..sim.runtime import interpreter, wheel_micropython_path, word_bits
-from . import board_figures, iot, modules, ota, sessions
+from . import board_figures, iot, modules, ota, sessions, soak
 from .board_lines import KEYS, format_lines
 
 OUT = Path(".sim/bench.json")
@@ -55,6 +56,7 @@ def main() -> int:
         _modules(figures, prefix, esp32)
     if not no_broker:
         iot.main(figures)
+        _soak(figures, esp32)
     print()
     with interpreter(wheel_micropython_path()):
         ota.main(figures)
@@ -93,6 +95,16 @@ def _board(figures: dict, prefix: str, esp32: str | None) -> None:
     print("\n".join(format_lines(board)))
     for key in KEYS:
         figures[prefix + "board_" + key] = board[key]
+
+
+def _soak(figures: dict, esp32: str | None) -> None:
+    """The month's heap trend: on the 32-bit interpreter with a stock ESP32's heap (so a
+    month that runs out of memory shows here), else on the wheel."""
+    heapsize = board_figures.HEAP if esp32 else None
+    label = ("32-bit interpreter, %s heap as on an ESP32" % heapsize if esp32
+             else "64-bit wheel, its default heap")
+    with interpreter(esp32 or wheel_micropython_path()):
+        soak.main(figures, heapsize, label)
 
 
 def _modules(figures: dict, prefix: str, esp32: str | None) -> None:

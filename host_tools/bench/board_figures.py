@@ -38,7 +38,7 @@ def measure(heapsize: str | None = HEAP) -> dict:
                                         files.ca_der.read_bytes(), files.cert_der.read_bytes(),
                                         files.key_der.read_bytes()))
         saved = os.environ.get("SPOTTY_SIM")
-        os.environ["SPOTTY_SIM"] = str(flash / "sim.json")  # the sim board's PIR events
+        os.environ["SPOTTY_SIM"] = str(flash / sim.SIM_FILE)  # the sim board's PIR events
         link = UnixPortLink(flash, heapsize)
         try:
             return report.collect(MpremoteTransport(link, root=str(flash)), SESSION_S,

@@ -81,6 +81,10 @@ def describe(event) -> str | None:
         "crash": lambda e: "firmware crashed (%s) and restarted" % e.get("error"),
         "clock": _clock_words,
         "clock_sync": lambda e: _sync_words(e.get("step_s", 0)),
+        "wifi": lambda e: "Wi-Fi %s (the scenario)" % ("back" if e.get("wifi") else "cut"),
+        "wifi_down": lambda e: "the firmware finds Wi-Fi gone and reconnects",
+        "wifi_up": lambda e: "Wi-Fi reconnected (%d since boot); clock set by NTP" % e.get(
+            "reconnects", 0),
     }.get(kind)
     return text(event) if text else None
 

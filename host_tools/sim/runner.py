@@ -10,6 +10,9 @@ through the AWS IoT data-plane API, as `spotty config set` does.
 on at once, as if it had idled that long; {"at": 5.0, "rtc_offset_s": 600} moves
 its wall clock alone (drift, until the firmware syncs it). "ticks_ms" is the
 board's tick counter when it starts (default: 3 s before it wraps, 2**30 ms).
+{"at": 5.0, "wifi": 0} cuts the board's network and {"wifi": 1} restores it: the
+firmware then reaches every server through a relay (network.py) that the runner
+cuts, and the board's network_ok() says so.
 
 Reboots: when the firmware resets the board (exit code 3), the runner starts it
 again from the same flash, up to `max_reboots` times; events of every boot go
@@ -18,8 +21,9 @@ event marks each restart. The scenario's timeline stands still while the board
 is down: `at`, `until` and the clock count the time the firmware has been up
 since its "ready", summed over boots (a visit is not missed because the board
 rebooted, and `until` bounds the time spent running, not rebooting). A PIR
-level still high at a reboot is seen again during the next boot. `desired`
-events count wall-clock seconds from the first ready.
+level still high at a reboot is seen again during the next boot. `desired` and
+`wifi` events count wall-clock seconds from the first ready: the shadow and the
+network are outside the board, and go on while it reboots.
 
 With install_firmware, the firmware is compiled (as `spotty deploy` would) into
 the flash directory and run from there, so an update's file swap is real.
@@ -36,12 +40,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..common.devicepath import DEVICE_DIR
 from ..common.errors import RefusedError, SpottyError
 from ..common.pki import pem_or_der_to_der
+from .network import Network
 from .runtime import micropython_env, micropython_path
 
 BOOT_ALLOWANCE_S = 60
@@ -96,8 +101,9 @@ def parse_clock(text: str) -> int:
     return int(moment.timestamp())
 
 
-EVENT_KEYS = ("at", "pir", "desired", "advance_s", "rtc_offset_s")
+EVENT_KEYS = ("at", "pir", "desired", "advance_s", "rtc_offset_s", "wifi")
 KINDS = EVENT_KEYS[1:]  # an event has `at` and one of these
+HOST_KINDS = ("desired", "wifi")  # done by the runner, not the board (see _Schedule)
 TICKS_PERIOD_MS = 1 << 30  # the ESP32's, which the simulated board's ticks wrap at
 
 
@@ -151,6 +157,11 @@ def _checked_event(event) -> dict:
         raise RefusedError("event %s: %s" % (json.dumps(event), one_of))
     if kinds[0] in ("advance_s", "rtc_offset_s"):
         return _checked_clock_event(event, kinds[0])
+    if "wifi" in event:
+        if event["wifi"] not in (0, 1) or isinstance(event["wifi"], bool) or event["at"] < 0:
+            raise RefusedError("event %s: `wifi` must be 0 (cut) or 1 (back), at 0 or later"
+                               % json.dumps(event))
+        return event
     if "desired" in event:
         if not isinstance(event["desired"], dict):
             raise RefusedError("event %r: `desired` must be an object of settings" % (event,))
@@ -180,8 +191,9 @@ def _checked_clock_event(event: dict, kind: str) -> dict:
 
 
 def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
-                  iot: IotTarget | None = None) -> None:
-    """Lay out the device's flash as provisioning would, plus the scenario for the sim board."""
+                  iot: IotTarget | None = None, wifi_flag: Path | None = None) -> None:
+    """Lay out the device's flash as provisioning would, plus the scenario for the sim board
+    (wifi_flag: the file that exists while the network is cut, see network.py)."""
     # One trust list per use (device/certs.py): the mock's CA for Spotify only.
     for legacy in (flash / "ca").glob("*.der"):  # a flash kept from before the lists
         legacy.unlink()
@@ -206,47 +218,81 @@ def prepare_flash(flash: Path, scenario: dict, target: SpotifyTarget,
         "token.json": {"refresh_token": target.refresh_token, "issued_at": scenario["clock_utc"]},
         "config.json": scenario["config"],
         "device.json": scenario["device"],
-        "sim.json": {"clock_utc": scenario["clock_utc"], "until": scenario["until"],
-                     "ticks_ms": scenario["ticks_ms"],
-                     "events": [e for e in scenario["events"] if "desired" not in e]},
     }
     for name, content in files.items():
         (flash / name).write_text(json.dumps(content))
+    write_board_scenario(flash / SIM_FILE, {
+        "clock_utc": scenario["clock_utc"], "until": scenario["until"],
+        "ticks_ms": scenario["ticks_ms"], "wifi_flag": str(wifi_flag) if wifi_flag else None,
+    }, [e for e in scenario["events"] if not any(k in e for k in HOST_KINDS)])
+
+
+SIM_FILE = "sim.jsonl"  # the simulated board's part of the scenario (SPOTTY_SIM names it)
+
+
+def write_board_scenario(path: Path, header: dict, events: list) -> None:
+    """The board's settings on the first line, then its events one a line, in order: the
+    board reads each as it comes due, so a month of visits takes no room in its heap."""
+    lines = [header] + sorted(events, key=lambda e: e["at"])
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def read_board_scenario(path: Path) -> tuple[dict, list]:
+    header, *events = [json.loads(line) for line in path.read_text().splitlines()]
+    return header, events
 
 
 def run(scenario: dict, target: SpotifyTarget, *, flash: Path | None = None,
         on_event=None, heapsize: str | None = None, iot: IotTarget | None = None,
         settings: dict | None = None, install_firmware: bool | Path = False,
         files: dict | None = None, max_reboots: int = MAX_REBOOTS,
-        cut: str | None = None) -> SimResult:
+        cut: str | None = None, network: Network | None = None) -> SimResult:
     """Run a validated scenario to its end; events stream to on_event as they come.
     `settings` go into device.json over the scenario's `device` (e.g. single_tls).
     install_firmware: True (device/) or a firmware source directory to compile into
     the flash and run from there. files: {path on flash: bytes} laid on top, e.g.
     the OTA public key ota/pub.bin or another CA root in ca/. cut: a checkpoint
-    name (see ota/apply.py) at which the power is cut once (kill -9), then restored."""
+    name (see ota/apply.py) at which the power is cut once (kill -9), then restored.
+    network: the relays the firmware reaches its servers through, for a caller that
+    cuts them itself (e.g. network.url(an OTA server's URL) for desired.ota); made here
+    when the scenario has `wifi` events."""
     own_flash = flash is None
     flash = Path(tempfile.mkdtemp(prefix="spotty-flash-")) if own_flash else flash
     if settings:
         scenario = dict(scenario, device=dict(scenario["device"], **settings))
-    desired = [e for e in scenario["events"] if "desired" in e]
-    if desired and not (iot and iot.endpoint_url):
+    host_events = [e for e in scenario["events"] if any(k in e for k in HOST_KINDS)]
+    if any("desired" in e for e in host_events) and not (iot and iot.endpoint_url):
         raise SpottyError("`desired` events need the shadow link (spotty sim --iot)")
+    own_network = network is None and any("wifi" in e for e in host_events)
+    if own_network:
+        network = Network()
     try:
-        prepare_flash(flash, scenario, target, iot)
+        if network:
+            target, iot = _through(network, target, iot)
+        prepare_flash(flash, scenario, target, iot, network.flag if network else None)
         if install_firmware:
             source = DEVICE_DIR if install_firmware is True else Path(install_firmware)
             install(flash, source)
         for rel, data in (files or {}).items():
             (flash / rel).parent.mkdir(parents=True, exist_ok=True)
             (flash / rel).write_bytes(data)
-        schedule = _DesiredSchedule(iot, desired) if desired else None
-        runner = _Runner(flash, bool(install_firmware), on_event, heapsize, schedule,
-                         max_reboots, cut)
+        runner = _Runner(flash, bool(install_firmware), on_event, heapsize, max_reboots, cut)
+        if host_events:
+            runner.schedule = _Schedule(host_events, iot, network, runner.emit)
         return runner.run(scenario["until"] + BOOT_ALLOWANCE_S)
     finally:
+        if own_network:
+            network.close()
         if own_flash:
             shutil.rmtree(flash, ignore_errors=True)
+
+
+def _through(network: Network, target: SpotifyTarget, iot: IotTarget | None):
+    """The targets as the firmware reaches them: through the network's relays."""
+    target = replace(target, url=network.url(target.url))
+    if iot:
+        iot = replace(iot, port=network.relay(iot.host, iot.port))
+    return target, iot
 
 
 _compiled: dict[str, dict[str, bytes]] = {}
@@ -287,23 +333,34 @@ def _mpy_cross() -> str:
     return mpy_cross_path()
 
 
-class _DesiredSchedule:
-    """Sets desired config at the scenario's times, counted from the firmware's ready."""
+class _Schedule:
+    """The events outside the board, at the scenario's times counted from the firmware's
+    first ready: desired config set in the shadow, the network cut and restored."""
 
-    def __init__(self, iot: IotTarget, events: list):
-        from ..aws.shadow_client import ShadowClient
+    def __init__(self, events: list, iot: IotTarget | None, network: Network | None, emit):
+        self._client = None
+        if any("desired" in e for e in events):
+            from ..aws.shadow_client import ShadowClient
 
-        self._client = ShadowClient(iot.thing, iot.endpoint_url)
+            self._client = ShadowClient(iot.thing, iot.endpoint_url)
+        self._network = network
+        self._emit = emit
         self._events = sorted(events, key=lambda e: e["at"])
         self._timers: list[threading.Timer] = []
 
     def start(self) -> None:
         for event in self._events:
-            timer = threading.Timer(max(0.0, event["at"]), self._client.set_desired,
-                                    (event["desired"],))
+            timer = threading.Timer(max(0.0, event["at"]), self._do, (event,))
             timer.daemon = True
             timer.start()
             self._timers.append(timer)
+
+    def _do(self, event: dict) -> None:
+        if "desired" in event:
+            self._client.set_desired(event["desired"])
+        else:
+            self._network.set(bool(event["wifi"]))
+            self._emit({"ev": "wifi", "wifi": event["wifi"]})
 
     def cancel(self) -> None:
         for timer in self._timers:
@@ -313,16 +370,18 @@ class _DesiredSchedule:
 class _Runner:
     """Runs the firmware, and again after each reset or power cut, until the end."""
 
-    def __init__(self, flash: Path, installed: bool, on_event, heapsize, schedule,
-                 max_reboots: int, cut: str | None):
+    def __init__(self, flash: Path, installed: bool, on_event, heapsize, max_reboots: int,
+                 cut: str | None):
         self.flash = flash
         self.installed = installed
         self.on_event = on_event
         self.heapsize = heapsize
-        self.schedule = schedule
+        self.schedule: _Schedule | None = None
         self.max_reboots = max_reboots
         self.cut = cut
         self.result = SimResult()
+        self._boot_ready: float | None = None  # time.monotonic() of this boot's ready
+        self._emitting = threading.Lock()  # the board's output and the schedule's events
 
     def _command(self) -> tuple[list[str], dict]:
         cmd = [micropython_path()]
@@ -338,7 +397,7 @@ class _Runner:
         else:
             cmd.append(str(DEVICE_DIR / "main.py"))
             env = micropython_env()
-        env["SPOTTY_SIM"] = str(self.flash / "sim.json")
+        env["SPOTTY_SIM"] = str(self.flash / SIM_FILE)
         env.pop("SPOTTY_CUT", None)
         if self.cut:
             env["SPOTTY_CUT"] = self.cut
@@ -355,7 +414,7 @@ class _Runner:
                     if result.boots > self.max_reboots or time.monotonic() >= deadline:
                         result.returncode = RESET_EXIT if code == "cut" else code
                         return result
-                    if not _advance_timeline(self.flash / "sim.json", up_s):
+                    if not _advance_timeline(self.flash / SIM_FILE, up_s):
                         result.returncode = 0  # the scenario ended with the reboot
                         return result
                     deadline += REBOOT_ALLOWANCE_S
@@ -375,7 +434,7 @@ class _Runner:
                                 stderr=subprocess.STDOUT, text=True)
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), proc.kill)
         timer.start()
-        ready_at = None
+        ready_at = self._boot_ready = None
         up_s = 0.0
         cut = False
         try:
@@ -386,7 +445,7 @@ class _Runner:
                     self.result.console.append(line)
                     continue
                 if event["ev"] == "ready":
-                    ready_at = time.monotonic()
+                    ready_at = self._boot_ready = time.monotonic()
                     if self.result.ready_at is None:
                         self.result.ready_at = ready_at
                         if self.schedule:
@@ -407,23 +466,31 @@ class _Runner:
                 proc.wait()
         return ("cut" if cut else code), up_s
 
+    def emit(self, event: dict) -> None:
+        """An event of the world outside the board, in the boot under way."""
+        ready = self._boot_ready
+        if ready is not None:
+            event["t"] = int((time.monotonic() - ready) * 1000)
+        self._emit(event, self.result.boots)
+
     def _emit(self, event: dict, boot: int) -> None:
-        event["boot"] = boot
-        self.result.events.append(event)
-        if self.on_event:
-            self.on_event(event)
+        with self._emitting:
+            event["boot"] = boot
+            self.result.events.append(event)
+            if self.on_event:
+                self.on_event(event)
 
 
-def _advance_timeline(sim_json: Path, up_s: float) -> bool:
+def _advance_timeline(sim_file: Path, up_s: float) -> bool:
     """Move the scenario on by the time the board was up; False if nothing is left."""
-    scenario = json.loads(sim_json.read_text())
+    scenario, board_events = read_board_scenario(sim_file)
     until = scenario["until"] - up_s
     if until <= 0:
         return False
     level = 0
     clock_utc = scenario["clock_utc"] + int(up_s)
     events = []
-    for event in sorted(scenario["events"], key=lambda e: e["at"]):
+    for event in board_events:
         at = event["at"] - up_s
         if at >= 0:
             events.append(dict(event, at=at))
@@ -433,8 +500,8 @@ def _advance_timeline(sim_json: Path, up_s: float) -> bool:
             clock_utc += event.get("advance_s", 0)
     if level:
         events.insert(0, {"at": -0.001, "pir": 1})  # still there during the next boot
-    scenario.update(clock_utc=clock_utc, until=until, events=events)
-    sim_json.write_text(json.dumps(scenario))
+    scenario.update(clock_utc=clock_utc, until=until)
+    write_board_scenario(sim_file, scenario, events)
     return True
 
 

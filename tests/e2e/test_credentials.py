@@ -130,7 +130,7 @@ def test_kill_9_during_token_rotation_leaves_a_valid_file(tmp_path):
         flash.mkdir()
         sim.prepare_flash(flash, scenario, sim.SpotifyTarget(mock.url, mock.ca.cert_der))
         env = micropython_env()
-        env["SPOTTY_SIM"] = str(flash / "sim.json")
+        env["SPOTTY_SIM"] = str(flash / sim.SIM_FILE)
         rng = random.Random(7)
         seen = set()
         for _ in range(12):

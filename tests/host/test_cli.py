@@ -601,14 +601,15 @@ def test_sim_refuses_an_unknown_event_key(capsys, tmp_path):
     code, out, err = run(capsys, "sim", scenario_file(tmp_path, events=[{"at": 1, "pri": 1}]))
     assert code == 3 and out == ""
     assert err == ('spotty: event {"at": 1, "pri": 1}: unknown key pri, did you mean pir? (an '
-                   'event has `at` and one of `pir`, `desired`, `advance_s`, `rtc_offset_s`)\n')
+                   'event has `at` and one of `pir`, `desired`, `advance_s`, `rtc_offset_s`, '
+                   '`wifi`)\n')
 
 
-def test_sim_refuses_clock_events_and_ticks_it_cannot_run(capsys, tmp_path):
+def test_sim_refuses_clock_and_wifi_events_and_ticks_it_cannot_run(capsys, tmp_path):
     refusals = [
         ({"at": 1, "pir": 1, "advance_s": 60},
          'event {"at": 1, "pir": 1, "advance_s": 60}: an event has `at` and one of `pir`, '
-         '`desired`, `advance_s`, `rtc_offset_s`'),
+         '`desired`, `advance_s`, `rtc_offset_s`, `wifi`'),
         ({"at": 1, "advance_s": 0},
          'event {"at": 1, "advance_s": 0}: `advance_s` must be a whole number of seconds '
          'above 0'),
@@ -618,6 +619,12 @@ def test_sim_refuses_clock_events_and_ticks_it_cannot_run(capsys, tmp_path):
         ({"at": -1, "advance_s": 60},
          'event {"at": -1, "advance_s": 60}: `advance_s` needs an `at` of 0 or more (the '
          "board's clocks run from its ready)"),
+        ({"at": 1, "wifi": 2}, 'event {"at": 1, "wifi": 2}: `wifi` must be 0 (cut) or 1 '
+         '(back), at 0 or later'),
+        ({"at": 1, "wifi": True}, 'event {"at": 1, "wifi": true}: `wifi` must be 0 (cut) or '
+         '1 (back), at 0 or later'),
+        ({"at": -1, "wifi": 0}, 'event {"at": -1, "wifi": 0}: `wifi` must be 0 (cut) or 1 '
+         '(back), at 0 or later'),
     ]
     for event, message in refusals:
         code, out, err = run(capsys, "sim", scenario_file(tmp_path, events=[event]))

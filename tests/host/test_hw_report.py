@@ -1,7 +1,7 @@
 """`spotty hw-report` against a fake board: the real MicroPython unix port (UnixPortLink)
 whose flash holds the compiled firmware, the simulated board adapter and provisioned
 files, with Spotify at the mock and AWS IoT at the local stand-in (mosquitto, mutual TLS).
-The session window carries a short visit, fed to the sim board's PIR from sim.json."""
+The session window carries a short visit, fed to the sim board's PIR from sim.jsonl."""
 
 import base64
 import json
@@ -39,7 +39,7 @@ def links(tmp_path, monkeypatch):
         return MpremoteTransport(link, root=str(flash))
 
     monkeypatch.setattr(board_module.MpremoteTransport, "open", staticmethod(fake_open))
-    monkeypatch.setenv("SPOTTY_SIM", str(flash / "sim.json"))  # the sim board's PIR events
+    monkeypatch.setenv("SPOTTY_SIM", str(flash / sim.SIM_FILE))  # the sim board's PIR events
     return opened
 
 
@@ -54,7 +54,7 @@ def flash(tmp_path, links):
 
 def provision(flash, spotify: sim.SpotifyTarget, iot: sim.IotTarget | None = None,
               until: float = 3600) -> None:
-    """As provisioning would, plus the sim board's sim.json (which ends its process at
+    """As provisioning would, plus the sim board's sim.jsonl (which ends its process at
     `until` seconds after ready)."""
     scenario = sim.validate_scenario({
         "clock": "2026-11-23T12:00:00Z", "config": CONFIG, "events": VISIT,
