@@ -217,7 +217,9 @@ class Cloud:
             self._load()
 
     async def stop(self):
-        """Close the link for good (a measuring script ends the app)."""
+        """Close the link (until give_tls()): for a measuring script that ends the app,
+        and after Wi-Fi came back, so that the link connects now and not after the
+        backoff its failures built up while the network was gone."""
         if self.link:
             await self._unload()
 

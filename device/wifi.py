@@ -37,4 +37,5 @@ async def reconnect(app):
     await connect(app, secrets)
     app.wifi_reconnects += 1
     log.event("wifi_up", reconnects=app.wifi_reconnects)
+    await app.cloud.stop()  # back at the worker's next idle round, without waiting
     app.cloud.report("status")

@@ -99,9 +99,10 @@ def test_the_shadow_link_recovers_and_the_statistics_lose_nothing(mock, run_sim,
         shadow = ShadowClient("wifi-1", iot.endpoint_url)
         # A visit (the link is down from its play to its end, about 3 s), the cut while the
         # link is up again, and a second visit once Wi-Fi is back.
+        # The cut is long enough for the link's backoff to reach 8 s.
         events = [{"at": 0.5, "pir": 1}, {"at": 1.0, "pir": 0}, {"at": 4.0, "wifi": 0},
-                  {"at": 6.0, "wifi": 1}, {"at": 9.0, "pir": 1}, {"at": 9.5, "pir": 0}]
-        result = run_sim(events, 14.0, iot=target)
+                  {"at": 12.0, "wifi": 1}, {"at": 14.0, "pir": 1}, {"at": 14.5, "pir": 0}]
+        result = run_sim(events, 19.0, iot=target)
         cut, back = [e["t"] for e in result.named("wifi")]
         ups = [e["t"] for e in result.named("shadow_up")]
         downs = [e["t"] for e in result.named("shadow_down")]
@@ -109,7 +110,9 @@ def test_the_shadow_link_recovers_and_the_statistics_lose_nothing(mock, run_sim,
         # The link the cut closed came back.
         assert [t for t in downs if cut <= t < cut + 500], (downs, cut)
         assert not [t for t in ups if cut < t < back]
-        assert [t for t in ups if t > back]
+        # Back as soon as Wi-Fi is, not after the backoff of the failures meanwhile.
+        [up] = [e["t"] for e in result.named("wifi_up")]
+        assert [t for t in ups if up <= t < up + 1500], (ups, up)
         assert [e for e in result.named("error") if e["error"] == "shadow_link"
                 and cut <= e["t"] < back]  # new connections were refused meanwhile
         assert len(result.named("pause")) == 2 and len(result.named("session_end")) == 2
@@ -120,7 +123,7 @@ def test_the_shadow_link_recovers_and_the_statistics_lose_nothing(mock, run_sim,
         assert stats["play_s"] == sum(durations)
         assert stats["by_day"][0][1:] == [2, sum(durations)]
         assert status["wifi_reconnects"] == 1
-        assert status["clock_synced"] >= 1795435200 + 6 - 1  # after the reconnect
+        assert status["clock_synced"] >= 1795435200 + 12 - 1  # after the reconnect
 
 
 @needs_mosquitto
