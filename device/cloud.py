@@ -77,7 +77,7 @@ class Cloud:
                 topics=(token_topic(thing),), on_message=self.token_pushed)
             self._runner = asyncio.create_task(self.link.run())
             self._load_failed = False
-        except MemoryError as e:  # tried again with the worker's next round (ensure_link)
+        except MemoryError as e:  # tried again at the worker's next idle round (give_tls)
             self.link = self._runner = client = None
             rare.drop(*_LINK_MODULES)
             if not self._load_failed:
