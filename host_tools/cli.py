@@ -22,6 +22,7 @@ from .common.argparsing import (
     apply_environment,
     command,
     from_environment,
+    non_negative_int,
     version_text,
 )
 from .common.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, SpottyError
@@ -112,6 +113,9 @@ def _simulator_commands(sub) -> None:
     p.add_argument("--install", action="store_true",
                    help="compile the firmware into the simulated flash and run it from there, "
                    "as on a board (.mpy; OTA swaps real files)")
+    p.add_argument("--esp32-tls", action="store_true",
+                   help="model an ESP32's TLS handshakes: each new connection to the mock "
+                   "Spotify takes 1000 ms longer, and to the AWS IoT stand-in (mutual TLS) 2500 ms")
     p.add_argument("--heapsize", type=heapsize_arg, metavar="SIZE",
                    help="run under this GC heap, e.g. 88K, and say whether the firmware ran out "
                    "of memory (use a 32-bit interpreter via SPOTTY_MICROPYTHON for ESP32 figures)")
@@ -341,6 +345,7 @@ def _stand_in_commands(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8443, help="port to listen on")
     p.add_argument("--state-dir", default=".sim/mock-spotify", help="where its CA is written")
+    _tls_delay(p, "1000 for an ESP32")
     p.set_defaults(func=cmd_mock_spotify)
 
     p = command(sub, "iot-local", "a local AWS IoT stand-in: mosquitto and the shadow service",
@@ -348,7 +353,14 @@ def _stand_in_commands(sub) -> None:
     p.add_argument("--state-dir", default=".sim/iot-local", help="keys and shadows live here")
     p.add_argument("--mqtt-port", type=int, default=8883, help="the broker's port (TLS)")
     p.add_argument("--http-port", type=int, default=8080, help="the data-plane shadow API")
+    _tls_delay(p, "2500 for an ESP32's mutual TLS")
     p.set_defaults(func=cmd_iot_local)
+
+
+def _tls_delay(p, example: str) -> None:
+    p.add_argument("--tls-delay-ms", type=non_negative_int, default=0, metavar="MS",
+                   help="make each new TLS handshake take this much longer, as a board's CPU "
+                   "does (%s; default 0)" % example)
 
 
 def _shadow_arguments(p) -> None:

@@ -24,7 +24,7 @@ def cmd_iot_local(args) -> int:
 
     check_can_listen(HOST, args.http_port, "--http-port")
     check_can_listen(HOST, args.mqtt_port, "--mqtt-port")
-    serve(Path(args.state_dir), args.mqtt_port, args.http_port, announce)
+    serve(Path(args.state_dir), args.mqtt_port, args.http_port, announce, args.tls_delay_ms)
     return 0
 
 

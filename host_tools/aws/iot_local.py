@@ -20,6 +20,7 @@ from .broker import SERVICE_IDENTITY, THING_NAME, Broker, identity_for, load_ca
 from .shadow import ShadowStore
 from .shadow_http import PRINCIPAL_HEADER, HttpApi
 from .shadow_service import MqttBinding, ShadowService, Watcher
+from .tls_delay import HandshakeDelay
 
 ENDPOINTS_FILE = "endpoints.json"
 
@@ -47,8 +48,13 @@ class IotLocal:
         mqtt_port: int = 0,
         http_port: int = 0,
         clock: Callable[[], float] = time.time,
+        tls_delay_ms: int = 0,
     ):
         self.state_dir = Path(state_dir) if state_dir else None
+        # Each device's TLS handshake takes this much longer (an ESP32 spends 2-3 s on a
+        # mutual-TLS one): devices then reach the broker through a HandshakeDelay front.
+        self.tls_delay_ms = tls_delay_ms
+        self.front: HandshakeDelay | None = None
         self._mqtt_port = mqtt_port
         self._http_port = http_port
         self._clock = clock
@@ -83,7 +89,8 @@ class IotLocal:
 
     @property
     def mqtt_port(self) -> int:
-        return self.broker.port
+        """Where devices connect: the broker, or its front when handshakes are delayed."""
+        return self.front.port if self.front else self.broker.port
 
     @property
     def ca(self) -> pki.CertificateAuthority:
@@ -101,7 +108,12 @@ class IotLocal:
             work, broker_dir, shadows = Path(self._tmp.name), None, None
             self.http_token = secrets.token_urlsafe(32)
         try:
-            self._broker = Broker(state_dir=broker_dir, port=self._mqtt_port).start()
+            if self.tls_delay_ms:
+                self._broker = Broker(state_dir=broker_dir).start()
+                self.front = HandshakeDelay((self._broker.host, self._broker.port),
+                                            self.tls_delay_ms, port=self._mqtt_port).start()
+            else:
+                self._broker = Broker(state_dir=broker_dir, port=self._mqtt_port).start()
             self.store = ShadowStore(clock=self._clock, path=shadows)
             service = ShadowService(self.store)
             self._mqtt = self._mqtt_binding(service, work)
@@ -131,6 +143,9 @@ class IotLocal:
         )
 
     def stop(self) -> None:
+        if self.front:
+            self.front.stop()
+            self.front = None
         if self._http:
             self._http.stop()
             self._http = None
@@ -191,7 +206,8 @@ def issue_thing(ca: pki.CertificateAuthority, name: str, out_dir: Path) -> Thing
     )
 
 
-def serve(state_dir: Path, mqtt_port: int, http_port: int, announce: Callable[[dict], None]):
+def serve(state_dir: Path, mqtt_port: int, http_port: int, announce: Callable[[dict], None],
+          tls_delay_ms: int = 0):
     """Run IotLocal until Ctrl-C or SIGTERM; for `spotty iot-local`. While it runs,
     ENDPOINTS_FILE in state_dir tells other commands (`spotty sim --iot`) where it is."""
     stop = threading.Event()
@@ -199,7 +215,8 @@ def serve(state_dir: Path, mqtt_port: int, http_port: int, announce: Callable[[d
         # A clean exit also stops mosquitto, which would otherwise outlive us.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     endpoints = Path(state_dir) / ENDPOINTS_FILE
-    with IotLocal(state_dir, mqtt_port=mqtt_port, http_port=http_port) as iot:
+    with IotLocal(state_dir, mqtt_port=mqtt_port, http_port=http_port,
+                  tls_delay_ms=tls_delay_ms) as iot:
         ca_der = Path(state_dir) / "ca.der"
         ca_der.write_bytes(iot.ca.cert_der)
         info = {

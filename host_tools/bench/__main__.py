@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..common.errors import SpottyError
 from ..sim.runtime import interpreter, wheel_micropython_path, word_bits
-from . import board_figures, iot, modules, ota, sessions, soak
+from . import board_figures, iot, modelled, modules, ota, sessions, soak
 from .board_lines import KEYS, format_lines
 
 OUT = Path(".sim/bench.json")
@@ -40,8 +40,8 @@ def main() -> int:
     skipped = []
     no_broker = mosquitto_missing()
     if no_broker:
-        skipped.append("the shadow link figures (heap with the link, MQTT traffic, AWS cost): "
-                       + no_broker)
+        skipped.append("the shadow link figures (heap with the link, MQTT traffic, AWS cost, "
+                       "the modelled ESP32): " + no_broker)
     esp32 = esp32_interpreter()
     if not esp32:
         skipped.append("the ESP32 figures: set SPOTTY_MICROPYTHON to a 32-bit interpreter, "
@@ -56,6 +56,8 @@ def main() -> int:
         _modules(figures, prefix, esp32)
     if not no_broker:
         iot.main(figures)
+        with interpreter(wheel_micropython_path()):
+            modelled.main(figures)
         _soak(figures, esp32)
     print()
     with interpreter(wheel_micropython_path()):

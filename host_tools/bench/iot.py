@@ -26,6 +26,7 @@ PRICE_CONNECT_MINUTE = 0.08 / 1e6
 # device sends (metered as a whole 5 KB message); PINGREQ, SUBACK, DISCONNECT are free.
 PRICE_MESSAGE = 1.00 / 1e6
 PRICE_SHADOW_OP = 1.25 / 1e6  # per shadow get/update of up to 1 KB
+COST_GOAL_USD = 0.0100  # per device-month with one TLS slot, at the reference load
 
 
 def _run(settings: dict, every_s: float):
@@ -98,8 +99,13 @@ def main(figures: dict) -> None:
             "iot_%s_shadow_ops_per_day" % name: shadow_ops_day,
             "iot_%s_cost_usd_per_month" % name: round(cost, 4),
         })
+        if name == "single_tls":  # the figure that counts: boards without PSRAM
+            figures["aws_cost_per_device_month_usd"] = round(cost, 4)
         print("    reference load (%d visits/day): %d metered messages/month, about %d shadow "
               "operations/day, AWS IoT cost $%.4f per device-month" % (
                   VISITS_PER_DAY, monthly, shadow_ops_day, cost))
     print("  prices used: $0.08 per million connection-minutes, $1.00 per million messages, "
           "$1.25 per million shadow operations (us-east-1 list prices)")
+    cost = figures["aws_cost_per_device_month_usd"]
+    print("  goal, AWS IoT cost with one TLS slot: at most $%.4f per device-month: %s" % (
+        COST_GOAL_USD, "met" if cost <= COST_GOAL_USD else "NOT met"))

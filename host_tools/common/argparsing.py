@@ -26,6 +26,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError("%r is not a whole number of 0 or more" % text)
+    return value
+
+
 def command(sub, name: str, text: str, *examples: str, description: str | None = None):
     """A subcommand with its one-line help, a description and its examples."""
     return sub.add_parser(

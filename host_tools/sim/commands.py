@@ -83,7 +83,8 @@ def cmd_sim(args) -> int:
         if running:  # a `spotty iot-local` the user keeps running: the shadow stays there
             iot = RunningIotLocal(Path(args.state_dir or DEFAULT_IOT_STATE), args.endpoint_url)
         else:
-            iot = stack.enter_context(IotLocal())
+            iot = stack.enter_context(IotLocal(
+                tls_delay_ms=sim.ESP32_MUTUAL_TLS_MS if args.esp32_tls else 0))
         keys = stack.enter_context(tempfile.TemporaryDirectory())
         files = iot.issue_thing(args.thing, Path(keys))
         target = sim.IotTarget(iot.mqtt_host, iot.mqtt_port, args.thing,
@@ -119,7 +120,7 @@ def _sim_spotify(args, scenario, iot) -> int:
         result = sim.run(scenario, target, on_event=show, iot=iot, install_firmware=args.install,
                          heapsize=args.heapsize, flash=_flash(args))
     else:
-        with MockSpotify() as mock:
+        with MockSpotify(tls_delay_ms=sim.ESP32_TLS_MS if args.esp32_tls else 0) as mock:
             target = sim.SpotifyTarget(mock.url, mock.ca.cert_der)
             result = sim.run(scenario, target, on_event=show, iot=iot,
                              install_firmware=args.install, heapsize=args.heapsize,

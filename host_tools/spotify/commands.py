@@ -16,7 +16,7 @@ REFRESH_TOKEN_ENV = "SPOTIFY_REFRESH_TOKEN"
 def cmd_mock_spotify(args) -> int:
     from .mock import serve
 
-    serve(args.host, args.port, Path(args.state_dir), announce)
+    serve(args.host, args.port, Path(args.state_dir), announce, args.tls_delay_ms)
     return 0
 
 

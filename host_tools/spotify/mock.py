@@ -88,8 +88,11 @@ class MockSpotify:
                  refresh_token: str = "refresh-0", rotate_refresh_tokens: bool = False,
                  access_token_ttl: int = 3600, keepalive: bool = True, host: str = "127.0.0.1",
                  port: int = 0, chunked: bool = False, idle_timeout: float = 60.0,
-                 refresh_token_flow: str = PKCE) -> None:
+                 refresh_token_flow: str = PKCE, tls_delay_ms: int = 0) -> None:
         self.keepalive = keepalive
+        # Each new TLS handshake takes this much longer: an ESP32 spends about a second on
+        # one, loopback a few ms (make bench models the board with it).
+        self.tls_delay_ms = tls_delay_ms
         self.chunked = chunked
         self.idle_timeout = idle_timeout
         self.host = host
@@ -311,10 +314,11 @@ class MockSpotify:
 
 # -- `spotty mock-spotify` ------------------------------------------------------------------
 
-def serve(host: str, port: int, state_dir: Path, announce: Callable[[dict], None]) -> None:
+def serve(host: str, port: int, state_dir: Path, announce: Callable[[dict], None],
+          tls_delay_ms: int = 0) -> None:
     """Serve the mock until KeyboardInterrupt; its CA goes to state_dir/ca.pem and ca.der."""
     try:
-        mock = MockSpotify(host=host, port=port)
+        mock = MockSpotify(host=host, port=port, tls_delay_ms=tls_delay_ms)
         mock.start()
     except OSError as e:
         raise SpottyError("cannot listen on %s:%d: %s" % (host, port, e.strerror or e)) from e

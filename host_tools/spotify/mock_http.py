@@ -105,6 +105,8 @@ class MockServer(ThreadingHTTPServer):
         # The handshake runs in the connection's own thread, so a stalled or refused
         # handshake never holds up accepting other connections.
         request.settimeout(HANDSHAKE_TIMEOUT_S)
+        if self.mock.tls_delay_ms:  # the board's CPU, as if its side of the handshake ran here
+            self.mock._stopping.wait(self.mock.tls_delay_ms / 1000)
         try:
             conn = self.context.wrap_socket(request, server_side=True)
         except OSError:

@@ -726,3 +726,22 @@ def test_cli_serves_until_interrupted(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_tls_delay_holds_each_new_handshake_and_nothing_else():
+    """The modelled ESP32 (make bench): each new TLS connection takes the delay longer; a
+    request on a kept-alive connection does not."""
+    with MockSpotify(tls_delay_ms=400) as mock:
+        client = Client(mock)
+        started = time.monotonic()
+        client.login()  # a new connection: one handshake
+        first = time.monotonic() - started
+        started = time.monotonic()
+        assert client.call("GET", "/v1/me/player/devices")[0] == 200
+        again = time.monotonic() - started
+        started = time.monotonic()
+        assert Client(mock).call("GET", "/v1/me/player/devices", token=False)[0] == 401
+        second = time.monotonic() - started
+    assert first >= 0.4 and second >= 0.4, (first, second)
+    assert again < 0.2, again
+    assert mock.connections == 2
