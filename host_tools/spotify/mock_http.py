@@ -105,6 +105,9 @@ class MockServer(ThreadingHTTPServer):
         # The handshake runs in the connection's own thread, so a stalled or refused
         # handshake never holds up accepting other connections.
         request.settimeout(HANDSHAKE_TIMEOUT_S)
+        # As production servers do: an answer's body follows its headers at once, not
+        # after the client's delayed ACK of them (Nagle's algorithm: some 40 ms each).
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.mock.tls_delay_ms:  # the board's CPU, as if its side of the handshake ran here
             self.mock._stopping.wait(self.mock.tls_delay_ms / 1000)
         try:
