@@ -91,14 +91,14 @@ def test_the_modelled_esp32_figures_and_their_goals(capsys):
     from host_tools.bench import modelled
 
     figures = {}
-    modelled._record(figures, idle=[1080, 1100, 1090], reconnecting=[1500, 1380, 1300],
-                     back=[900], pause_ms=[1100, 1120])
+    modelled._record(figures, 1000, idle=[1080, 1100, 1090],
+                     reconnecting=[1500, 1380, 1300], back=[900], pause_ms=[1100, 1120])
     assert figures["esp32_tls_handshake_ms"] == 1000
     assert figures["esp32_motion_to_play_idle_ms"] == 1090
     assert figures["esp32_motion_to_play_reconnecting_ms"] == 1380
     assert figures["esp32_pause_after_timeout_p95_ms"] == 1120
     assert figures["esp32_goals_met"] is True
-    modelled._record(figures, idle=[1200], reconnecting=[1600], back=[], pause_ms=[1100])
+    modelled._record(figures, 1000, idle=[1200], reconnecting=[1600], back=[], pause_ms=[1100])
     assert figures["esp32_goals_met"] is False
     out = capsys.readouterr().out
     assert "(1150): NOT met" in out and "(1500): NOT met" in out
