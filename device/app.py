@@ -1,7 +1,12 @@
 # Wires board + core + net into one asyncio loop.
 #
 # The control task ticks every LOOP_MS: it drains PIR edges, runs the session
-# state machine, feeds the watchdog and drives the LED. The worker task makes
+# state machine, feeds the watchdog and drives the LED. The PIR interrupt wakes
+# the edge task (pir.EdgeRing's flag), which does the same at once; the ticks
+# confirm an arrival after the glitch filter and run the timeout. A raw rising
+# edge already starts the motion path: the worker fetches the player state while
+# the filter decides, so the filter's wait hides in Spotify's TLS handshake.
+# The worker task makes
 # the network calls (boot, token refresh, play, pause) one at a time, so a slow
 # server or a wait never holds up motion handling or the timeout. The shadow
 # link (when the board is provisioned for AWS IoT, see cloud.py) runs as a third
@@ -38,6 +43,7 @@ _LONGEST_RETRY_MS = const(60000)  # a play or pause waits no longer than this fo
 _IDLE_POLL_MS = const(1000)
 _MAX_CRASHES = const(5)
 _HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
+_SPIKE_PAUSE_S = const(60)  # after a look-up that a spike wasted, none for this long
 
 
 class App:
@@ -54,6 +60,10 @@ class App:
         self.error = None  # last error state, for status and the LED
         self.job = None
         self.job_ready = asyncio.Event()
+        # While a look-up begun on a raw edge waits for the filter: Spotify's call and
+        # connection counts at its start (() until the worker has begun it).
+        self.look_from = None
+        self.spike_utc = 0  # UTC of the last look-up a spike wasted
         self.account = None  # a spotify_account.Account, once provisioned
         self.spotify = None  # its client and player, while their code is loaded
         self.player = None
@@ -100,21 +110,38 @@ class App:
     # -- control task -------------------------------------------------------
 
     async def control(self):
-        board = self.board
         while True:
-            now = board.ticks_ms()
-            board.service(now)
-            if self.pir.read(now):
-                self.stats.motion(board.utc() if self.clock_synced else None)
-            if self.clock_synced and not self.health.safe:
-                utc = board.utc()
-                decision = self.session.tick(now, utc, self.pir.presence, self.config, self.zone)
-                self._handle(decision)
-            self.health.tick(now)
-            board.feed_watchdog()
-            board.set_led(self._led_mode())
-            board.led_tick(now)
+            self._step()
             await asyncio.sleep_ms(_LOOP_MS)
+
+    async def edges(self):
+        flag = self.pir.ring.flag
+        while True:
+            await flag.wait()
+            self._step()
+
+    def _step(self):
+        board = self.board
+        now = board.ticks_ms()
+        board.service(now)
+        if self.pir.read(now):
+            self.stats.motion(board.utc() if self.clock_synced else None)
+        if self.clock_synced and not self.health.safe:
+            utc = board.utc()
+            presence = self.pir.presence
+            self._handle(self.session.tick(now, utc, presence, self.config, self.zone))
+            if not presence.rising():
+                if self.look_from is not None:
+                    self.job_ready.set()  # the filter's verdict, for the look-up waiting on it
+            elif (self.job is None and self.look_from is None and self.account
+                    and utc - self.spike_utc >= _SPIKE_PAUSE_S
+                    and self.session.may_start(utc, self.config, self.zone)):
+                self.job, self.look_from = "look", ()
+                self.job_ready.set()
+        self.health.tick(now)
+        board.feed_watchdog()
+        board.set_led(self._led_mode())
+        board.led_tick(now)
 
     def _led_mode(self):
         if self.error or self.health.safe or self.session.state == sess.ERROR:
@@ -223,9 +250,11 @@ class App:
                     # finds the room for Spotify's code. Deeper down, it does not.
                     await asyncio.sleep_ms(0)
                     gc.collect()
+                if job == "look":
+                    job = await self._look()
                 if job == "refresh":
                     self._refreshed(await self.spotify_call(lambda: self.spotify.refresh()))
-                else:
+                elif job:
                     await self._run_job(job)
                 if self._idle():
                     self.cloud.give_tls()
@@ -233,6 +262,29 @@ class App:
             # busy spell) must still sync its clock. The motion path goes first.
             if self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
                 self._heartbeat()
+
+    async def _look(self):
+        """The motion path's first half, begun on a raw edge: the player state, kept for
+        the play the filter's verdict brings (returned); a spike plays nothing."""
+        try:
+            self.spotify_up()
+            spotify, player = self.spotify, self.player
+            self.look_from = (spotify.calls, spotify.api.connects)
+            player.looked = (await player.look(self.config["spotify_device"]),)
+        except Exception as e:  # the play, if one comes, reports it without a second try
+            if self.player:
+                self.player.looked = e
+        while self.job is None and self.pir.presence.rising():
+            self.job_ready.clear()
+            await self.job_ready.wait()
+        job, self.job = self.job, None
+        if job is None:  # a spike, or a visit that may not start music
+            if self.player:
+                self.player.looked = None
+            self.look_from = None
+            self.spike_utc = self.board.utc()
+            log.event("look_wasted")
+        return job
 
     def _heartbeat(self):
         try:
@@ -332,9 +384,10 @@ class App:
         return False
 
     async def _run_job(self, job):
+        calls_connects, self.look_from = self.look_from, None
         try:
             self.spotify_up()
-            calls, connects = self.spotify.calls, self.spotify.api.connects
+            calls, connects = calls_connects or (self.spotify.calls, self.spotify.api.connects)
             if job == "play":
                 outcome = await self.player.start(self.config)
             else:
@@ -374,7 +427,7 @@ class App:
         self._handle(self.session.done(job, outcome, now))
 
     async def run(self):
-        await asyncio.gather(self.control(), self.worker())
+        await asyncio.gather(self.control(), self.edges(), self.worker())
 
 
 def _zone(text):

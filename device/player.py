@@ -12,6 +12,8 @@ class Player:
     def __init__(self, spotify):
         self.spotify = spotify
         self.account = spotify.account
+        # For the next start(): (player state,) that look() fetched ahead, or what it raised.
+        self.looked = None
 
     async def resolve(self, wanted):
         """Look the speaker up by name or id; None when Spotify does not list it."""
@@ -24,14 +26,21 @@ class Player:
         self.account.device_id = device["id"] if device else None
         return device
 
-    async def start(self, config):
-        wanted = config["spotify_device"]
+    async def look(self, wanted):
+        """The playback state, the speaker looked up first if its id is not known."""
         if not wanted:  # without a speaker every player call would reach someone's phone
             raise SpotifyError(NO_SPEAKER)
-        account = self.account
-        if account.device_id is None and await self.resolve(wanted) is None:
+        if self.account.device_id is None and await self.resolve(wanted) is None:
             raise SpotifyError(DEVICE_ASLEEP, wanted)
-        state = await self.spotify.player()
+        return await self.spotify.player()
+
+    async def start(self, config):
+        wanted = config["spotify_device"]
+        looked, self.looked = self.looked, None
+        if isinstance(looked, Exception):
+            raise looked
+        state = looked[0] if looked else await self.look(wanted)
+        account = self.account
         plan = start_plan(state, account.device_id, wanted, config["if_busy"])
         if plan == "busy":
             return session.BUSY

@@ -37,6 +37,9 @@ class Board:
         self._wdt = None
         self._epoch_offset = _EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0
 
+    def edge_flag(self):
+        return asyncio.ThreadSafeFlag()
+
     def attach_pir(self, ring):
         # Bound methods are looked up once here: a lookup inside the handler would
         # allocate, and the handler runs in interrupt context.

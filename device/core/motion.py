@@ -41,6 +41,10 @@ class Presence:
             self.last_low_ms = self._candidate_ms
         self._candidate = None
 
+    def rising(self):
+        """A rise the filter is still judging: someone may be arriving."""
+        return self._candidate == 1
+
     def quiet_for_ms(self, now_ms):
         """How long the room has been empty, or -1 while occupied / never seen."""
         if self.occupied or self.last_low_ms is None:

@@ -93,6 +93,11 @@ class Session:
             return ("resume",)
         return self._send("pause") if self._due(now) else None
 
+    def may_start(self, utc, config, zone):
+        """Whether an arrival now would start the music (as tick() would decide)."""
+        return self.state == IDLE and not policy.start_refusal(config, zone, utc,
+                                                               self.last_start)
+
     def done(self, action, outcome, now, rnd=0.5, retry_after_ms=None, error=None):
         """The worker's result; returns an event like tick() does, or None."""
         self.in_flight = None

@@ -99,3 +99,45 @@ def test_disabled_counts_motion_but_plays_nothing(mock, run_sim):
     assert api_calls(mock) == []
     assert [e["why"] for e in result.named("skip")] == ["disabled"]
     assert len(result.named("motion")) == 1
+
+
+def test_the_pir_interrupt_wakes_the_firmware_at_once(mock, run_sim):
+    """Each edge wakes the edge task (the interrupt sets a ThreadSafeFlag): without a
+    glitch filter, presence begins within a few ms of the edge, not at the next 20 ms tick."""
+    edges = [0.5 + 0.537 * n for n in range(8)]  # apart from any tick's phase
+    events = []
+    for at in edges:
+        events += [{"at": at, "pir": 1}, {"at": at + 0.25, "pir": 0}]
+    result = run_sim(events, edges[-1] + 0.5, device={"glitch_ms": 0},
+                     config={"enabled": False})
+    delays = sorted(m["t"] - round(at * 1000) for m, at in zip(
+        result.named("motion"), edges, strict=True))
+    assert delays[len(delays) // 2] <= 3 and delays[-1] <= 15, delays
+
+
+def test_the_raw_edge_fetches_the_player_state_while_the_filter_decides(mock, run_sim):
+    """Start on the edge, commit on the filter: GET /me/player goes out at the raw edge,
+    the play request once the 100 ms glitch filter has confirmed the arrival."""
+    result = run_sim(VISIT, 2.5)
+    [look] = api_calls(mock, "GET", "/v1/me/player")
+    [play] = api_calls(mock, "PUT", "/v1/me/player/play")
+    edge = result.ready_at + 0.5
+    assert look["t"] - edge < 0.1 <= play["t"] - edge, (look["t"] - edge, play["t"] - edge)
+    [event] = result.named("play")
+    assert event["calls"] == 2 and event["latency_ms"] >= 100  # counted from the raw edge
+    assert result.named("look_wasted") == []
+
+
+def test_spikes_the_filter_rejects_play_nothing_and_cost_one_look_up_a_minute(mock, run_sim):
+    spikes = [{"at": at + dt, "pir": level} for at in (0.5, 1.0, 1.5)
+              for dt, level in ((0, 1), (0.05, 0))]  # 50 ms each, under the 100 ms filter
+    visit = [{"at": 2.5, "pir": 1}, {"at": 3.0, "pir": 0}]
+    result = run_sim(spikes + visit, 3.5)
+    ready = result.ready_at
+    looks = [r["t"] - ready for r in api_calls(mock, "GET", "/v1/me/player")]
+    # One at the first spike; none at the next two; the visit's after its filter.
+    assert len(looks) == 2 and looks[0] < 0.6 and looks[1] >= 2.6, looks
+    [play] = api_calls(mock, "PUT", "/v1/me/player/play")
+    assert play["t"] - ready >= 2.6  # the visit: after its filter, on the usual path
+    assert len(result.named("motion")) == len(result.named("play")) == 1
+    assert len(result.named("look_wasted")) == 1

@@ -145,6 +145,18 @@ def test_spotify_is_called_only_while_the_link_is_down(mock, run_sim, thing):
     assert downs[0] < end["t"] / 1000 < ups[1]
 
 
+def test_a_spike_gives_the_slot_back_to_the_link(mock, run_sim, thing):
+    """The look-up of a raw edge takes the one TLS slot; the filter rejects the spike,
+    nothing plays, and the link comes back."""
+    target, _ = thing
+    result = run_with_iot(run_sim, target, [{"at": 0.5, "pir": 1}, {"at": 0.55, "pir": 0}],
+                          3.0)
+    assert [r["path"] for r in api_calls(mock)] == ["/v1/me/player"]
+    assert len(result.named("shadow_down")) == 1 and len(result.named("shadow_up")) == 2
+    assert result.named("play") == [] and result.named("motion") == []
+    assert len(result.named("look_wasted")) == 1
+
+
 def test_a_change_sent_during_a_session_applies_when_it_ends(mock, run_sim, thing):
     """Single TLS: the link stays down for the whole visit, and its `get` after the
     reconnect brings what changed meanwhile: nothing is lost, it only waits."""
