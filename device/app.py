@@ -104,8 +104,11 @@ class App:
             self.set_error(None)
 
     def _idle(self):
-        """No music session under way (a session stopped by an error is none)."""
-        return self.job is None and self.session.state in (sess.IDLE, sess.ERROR)
+        """No music session under way (a session stopped by an error is none, one whose
+        visitor came back while its pause was on the way is)."""
+        session = self.session
+        return self.job is None and session.state in (sess.IDLE, sess.ERROR) \
+            and not session.came_back
 
     # -- control task -------------------------------------------------------
 

@@ -157,6 +157,22 @@ def test_a_spike_gives_the_slot_back_to_the_link(mock, run_sim, thing):
     assert len(result.named("look_wasted")) == 1
 
 
+def test_back_while_the_pause_is_on_its_way_the_music_resumes_on_the_same_connection(
+        mock, run_sim, thing):
+    """Single TLS: a visitor back while the pause is under way is the session going on.
+    The link does not take the slot between the pause and the play, and the play uses
+    Spotify's connection that the pause left open."""
+    target, _ = thing
+    mock.inject({"match": "PUT /v1/me/player/pause", "kind": "slow", "delay": 1.0})
+    back = [{"at": 3.8, "pir": 1}, {"at": 4.0, "pir": 0}]  # the pause is due at 3.5
+    result = run_with_iot(run_sim, target, VISIT + back, 9.0)
+    first, again = result.named("play")
+    assert again["connects"] == 0, again
+    ups, downs = result.named("shadow_up"), result.named("shadow_down")
+    assert len(ups) == 2 and len(downs) == 1, (ups, downs)
+    assert ups[1]["t"] > result.named("session_end")[-1]["t"] > again["t"]
+
+
 def test_a_change_sent_during_a_session_applies_when_it_ends(mock, run_sim, thing):
     """Single TLS: the link stays down for the whole visit, and its `get` after the
     reconnect brings what changed meanwhile: nothing is lost, it only waits."""
