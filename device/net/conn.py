@@ -4,6 +4,11 @@
 import asyncio
 import socket
 
+# host -> address. A look-up blocks the event loop (MicroPython's getaddrinfo returns
+# only with the answer), and on a one-TLS board the clients are made anew each turn:
+# the answers are kept here, for the life of the boot, until a connection fails.
+_addresses = {}
+
 
 class Connection:
     def __init__(self, host, port, ssl_context, timeout_ms, error):
@@ -13,9 +18,9 @@ class Connection:
         self._ctx = ssl_context
         self.timeout_ms = timeout_ms
         self._error = error
-        self._address = None  # cached DNS answer
         self._reader = None
         self._writer = None
+        self._proven = False  # has a write gone through, the TLS handshake with it?
 
     @property
     def connected(self):
@@ -34,27 +39,37 @@ class Connection:
 
     async def _open(self, kind):
         """Opens the stream; a plain socket failure is raised as `kind`."""
-        if self._address is None:
+        host = self.host
+        address = _addresses.get(host)
+        if address is None:
             try:
-                info = socket.getaddrinfo(self.host, self.port, socket.AF_INET, socket.SOCK_STREAM)
-                self._address = info[0][-1]
+                info = socket.getaddrinfo(host, self.port, socket.AF_INET, socket.SOCK_STREAM)
+                address = _addresses[host] = address_text(info[0][-1])
             except (OSError, IndexError) as e:
                 raise self._error("dns", str(e))
         try:
             self._reader, self._writer = await asyncio.wait_for_ms(
-                asyncio.open_connection(address_text(self._address), self.port, ssl=self._ctx,
-                                        server_hostname=self.host),
+                asyncio.open_connection(address, self.port, ssl=self._ctx,
+                                        server_hostname=host),
                 self.timeout_ms,
             )
+            self._proven = False
         except asyncio.TimeoutError:
-            self._address = None  # the name may point elsewhere by the next attempt
+            self.forget_address()  # the name may point elsewhere by the next attempt
             raise self._error("timeout", "connect")
         except (OSError, ValueError) as e:
-            self._address = None
+            self.forget_address()
             raise self._error(failure_kind(e, kind), "connect: " + str(e))
 
+    def forget_address(self):
+        _addresses.pop(self.host, None)
+
     def _fail(self, kind, detail, *more):
-        """Closes the connection and returns the error to raise."""
+        """Closes the connection and returns the error to raise. A connection that
+        failed before its first write went through (refused, or its TLS handshake)
+        forgets the DNS answer: the name may point elsewhere by the next attempt."""
+        if not self._proven:
+            self.forget_address()
         self.close()
         return self._error(kind, detail, *more)
 
@@ -73,6 +88,7 @@ class Connection:
         except asyncio.CancelledError:
             self.close()  # data sent in part leaves the stream out of step
             raise
+        self._proven = True
 
     async def _io(self, awaitable, timeout_ms, what, kind="closed", idle=False):
         """One stream operation with a timeout; any failure closes the connection.

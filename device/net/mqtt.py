@@ -79,10 +79,8 @@ class Client(Connection):
                 raise self._fail("protocol", str(e))
             if code:
                 raise self._fail("refused", wire.connack_reason(code), code)
-        except (MqttError, asyncio.CancelledError) as e:
+        except (MqttError, asyncio.CancelledError):
             self.close()
-            if getattr(e, "kind", None) != "refused":
-                self._address = None  # the name may point elsewhere by the next attempt
             raise
         self.session_present = present
         self.connects += 1

@@ -1,7 +1,9 @@
 """net/https.py requests and in-memory answers under the real MicroPython, against a
 local HTTPS server: a request with a body goes out in one TLS record (head and body
 sent apart would wait out the server's delayed ACK, some 40 ms a request), and
-answers of every framing come back whole, within max_body."""
+answers of every framing come back whole, within max_body. A DNS answer outlives
+its client (on a one-TLS board the clients are made anew each turn) until a connect
+fails."""
 
 import json
 
@@ -14,7 +16,19 @@ PLAY_BODY = b'{"context_uri": "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"}'
 ANSWER = json.dumps({"is_playing": True, "pad": "x" * 3000}).encode()
 DRIVER = """
 import asyncio, json, sys
-from net import https, tls
+from net import conn, https, tls
+
+class CountingSocket:
+    def __init__(self, real):
+        self.real = real
+        self.lookups = 0
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+    def getaddrinfo(self, *args):
+        self.lookups += 1
+        return self.real.getaddrinfo(*args)
+
+conn.socket = CountingSocket(conn.socket)
 with open(sys.argv[1], "rb") as f:
     ctx = tls.context([f.read()])
 client = https.Client(sys.argv[2], ctx, timeout_ms=5000, max_body=4096)
@@ -27,6 +41,12 @@ async def ask(method, path, body):
         return {"error": e.kind}
     return {"status": response.status, "body": response.body.decode()}
 
+async def ask_with(other, path):
+    try:
+        return (await other.request("GET", path)).status
+    except https.HttpError as e:
+        return e.kind
+
 async def main():
     out = {}
     # The first request's write waits for the TLS handshake, which joins whatever the
@@ -37,6 +57,13 @@ async def main():
     for path in ("/chunked", "/to-close", "/too-big"):
         out[path] = await ask("GET", path, None)
     out["connects"] = client.connects
+    client.close()
+    out["another client"] = (await ask_with(https.Client(sys.argv[2], ctx), "/length"),
+                             conn.socket.lookups)
+    refused = https.Client("https://127.0.0.1:1", ctx, timeout_ms=5000)
+    out["refused"] = (await ask_with(refused, "/length"), conn.socket.lookups)
+    out["after a failure"] = (await ask_with(https.Client(sys.argv[2], ctx), "/length"),
+                              conn.socket.lookups)
     print(json.dumps(out))
 
 asyncio.run(main())
@@ -116,3 +143,10 @@ def test_answers_of_every_framing_come_back_whole_within_max_body(exchange):
         assert results[path] == {"status": 200, "body": ANSWER.decode()}, path
     assert results["/too-big"] == {"error": "too_large"}
     assert results["connects"] == 2  # kept alive until /to-close closed it
+
+
+def test_a_dns_answer_outlives_its_client_until_a_connect_fails(exchange):
+    results, _ = exchange
+    assert results["another client"] == [200, 1]  # the first client's answer
+    assert results["refused"][1] == 1 and results["refused"][0] != 200  # the host's answer
+    assert results["after a failure"] == [200, 2]  # which the failure forgot
