@@ -37,6 +37,7 @@ FIRST_S = 6.0  # the link is up after the boot
 IDLE_CLOSE_S = 0.5
 CONFIG = {"spotify_device": "Bathroom", "timeout_s": TIMEOUT_S, "motion_gap_s": 0,
           "playlist_uri": "spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"}
+GLITCH_MS = 200  # the firmware's default
 GOAL_OVER_HANDSHAKE_MS = 150  # motion while idle, counted from the raw edge
 GOAL_RECONNECTING_OVER_IDLE_MS = 300
 
@@ -107,6 +108,19 @@ def _latency(plays: dict[int, int], at: float) -> int | None:
     return None
 
 
+def _verdict_lateness(result, edges_at) -> list[int]:
+    """How late (ms) the glitch filter's verdict on each of these edges came: the control
+    task confirms an arrival GLITCH_MS after its edge, at its next 20 ms tick. A handshake
+    that held up the event loop would hold it up too."""
+    motions = [e["t"] for e in result.named("motion")]
+    late = []
+    for at in edges_at:
+        confirmed = [t for t in motions if t >= at * 1000]
+        if confirmed:
+            late.append(confirmed[0] - round(at * 1000) - GLITCH_MS)
+    return late
+
+
 def _visits_and_comebacks():
     """A plain visit and a visit whose visitor is back while its pause is under way, in
     turn: the plain visits give the idle and pause figures."""
@@ -127,9 +141,9 @@ def measure(figures: dict) -> None:
     result, handshakes = _run(edges)
     plays = _plays_by_edge(result)
     ready = result.ready_at
-    idle = [v for v in (_latency(plays, at) for at in idle_at
-                        if not any(h.pending_at(ready + at) for h in handshakes))
-            if v is not None]
+    idle_at = [at for at in idle_at if not any(h.pending_at(ready + at) for h in handshakes)]
+    idle = [v for v in (_latency(plays, at) for at in idle_at) if v is not None]
+    late = _verdict_lateness(result, idle_at + back_at)
     back = [v for v in (_latency(plays, at) for at in back_at) if v is not None]
     ends = [e["t"] for e in result.named("session_end")]
     pauses = [e["t"] for e in result.named("pause")]
@@ -150,13 +164,13 @@ def measure(figures: dict) -> None:
     result, handshakes = _run(edges)
     plays = _plays_by_edge(result)
     ready = result.ready_at
-    reconnecting = [_latency(plays, at) for at in reconnect_at
-                    if any(h.pending_at(ready + at) for h in handshakes)]
-    reconnecting = [v for v in reconnecting if v is not None]
-    _record(figures, handshake_ms(), idle, reconnecting, back, pause_ms)
+    reconnect_at = [at for at in reconnect_at if any(h.pending_at(ready + at) for h in handshakes)]
+    reconnecting = [v for v in (_latency(plays, at) for at in reconnect_at) if v is not None]
+    late += _verdict_lateness(result, reconnect_at)
+    _record(figures, handshake_ms(), idle, reconnecting, back, pause_ms, late)
 
 
-def _record(figures: dict, handshake, idle, reconnecting, back, pause_ms) -> None:
+def _record(figures: dict, handshake, idle, reconnecting, back, pause_ms, late=()) -> None:
     figures["esp32_tls_handshake_ms"] = handshake
     print("\nModelled ESP32 (each new TLS handshake %d ms longer with Spotify, %d ms with AWS "
           "IoT; one TLS slot; 200 ms glitch filter):" % (sim.ESP32_TLS_MS,
@@ -176,6 +190,11 @@ def _record(figures: dict, handshake, idle, reconnecting, back, pause_ms) -> Non
         figures[name + "_ms"] = median
         figures[name + "_p95_ms"] = p95
         print("  %-42s median %5d ms   p95 %5d ms   (n=%d)" % (label, median, p95, len(values)))
+    if late:
+        figures["esp32_loop_stall_max_ms"] = max(late)
+        print("  %-42s %6d ms at most   (n=%d; a handshake that held up the event loop "
+              "would add up to %d)" % ("the filter's verdict, later than its 200 ms",
+                                      max(late), len(late), sim.ESP32_MUTUAL_TLS_MS))
     idle_median = figures.get("esp32_motion_to_play_idle_ms")
     again = figures.get("esp32_motion_to_play_reconnecting_ms")
     goals = []
