@@ -32,14 +32,13 @@ from health import Health
 from ota import state as ota_state
 from pir import Pir
 from refresh_token import RefreshToken
-from spotify_account import FATAL, OWNER, SpotifyError
+from spotify_account import FATAL, OWNER
 
 VERSION = "0.1.0"
 _LOOP_MS = const(20)
 _REFRESH_AHEAD_S = const(600)  # renew the access token this long before expiry, while idle
 _REFRESH_RETRY_MS = const(2000)  # then, after a failed renewal, wait at least this
 _REFRESH_RETRY_CAP_MS = const(300000)  # and at most this
-_LONGEST_RETRY_MS = const(60000)  # a play or pause waits no longer than this for a retry
 _IDLE_POLL_MS = const(1000)
 _MAX_CRASHES = const(5)
 _HEARTBEAT_S = const(21600)  # a status report at least this often, even when nothing changes
@@ -65,8 +64,9 @@ class App:
         self.look_from = None
         self.spike_utc = 0  # UTC of the last look-up a spike wasted
         self.account = None  # a spotify_account.Account, once provisioned
-        self.spotify = None  # its client and player, while their code is loaded
+        self.spotify = None  # its client, player and jobs, while their code is loaded
         self.player = None
+        self.turn = None  # spotify_turn.run
         self.token = RefreshToken()
         self.refresh_failures = 0
         self.refresh_at = None  # ticks before which an idle refresh waits (after failures)
@@ -132,7 +132,7 @@ class App:
         if self.clock_synced and not self.health.safe:
             utc = board.utc()
             presence = self.pir.presence
-            self._handle(self.session.tick(now, utc, presence, self.config, self.zone))
+            self.handle(self.session.tick(now, utc, presence, self.config, self.zone))
             if not presence.rising():
                 if self.look_from is not None:
                     self.job_ready.set()  # the filter's verdict, for the look-up waiting on it
@@ -153,7 +153,7 @@ class App:
             return "boot"
         return "playing" if self.session.state == sess.PLAYING else "idle"
 
-    def _handle(self, decision):
+    def handle(self, decision):
         if not decision:
             return
         kind = decision[0]
@@ -254,40 +254,18 @@ class App:
                     await asyncio.sleep_ms(0)
                     gc.collect()
                 if job == "look":
-                    job = await self._look()
+                    job = await self.spotify_turn("look")
                 if job == "refresh":
-                    self._refreshed(await self.spotify_call(lambda: self.spotify.refresh()))
+                    self._refreshed(await self.spotify_turn(
+                        "call", lambda: self.spotify.refresh()))
                 elif job:
-                    await self._run_job(job)
+                    await self.spotify_turn(job)
                 if self._idle():
                     self.cloud.give_tls()
             # After whatever else this round did: a worker that never wakes idle (in a
             # busy spell) must still sync its clock. The motion path goes first.
             if self.board.utc() - self.last_heartbeat >= _HEARTBEAT_S:
                 self._heartbeat()
-
-    async def _look(self):
-        """The motion path's first half, begun on a raw edge: the player state, kept for
-        the play the filter's verdict brings (returned); a spike plays nothing."""
-        try:
-            self.spotify_up()
-            spotify, player = self.spotify, self.player
-            self.look_from = (spotify.calls, spotify.api.connects)
-            player.looked = (await player.look(self.config["spotify_device"]),)
-        except Exception as e:  # the play, if one comes, reports it without a second try
-            if self.player:
-                self.player.looked = e
-        while self.job is None and self.pir.presence.rising():
-            self.job_ready.clear()
-            await self.job_ready.wait()
-        job, self.job = self.job, None
-        if job is None:  # a spike, or a visit that may not start music
-            if self.player:
-                self.player.looked = None
-            self.look_from = None
-            self.spike_utc = self.board.utc()
-            log.event("look_wasted")
-        return job
 
     def _heartbeat(self):
         try:
@@ -348,8 +326,10 @@ class App:
             self.refresh_failures, random.random(), _REFRESH_RETRY_MS, _REFRESH_RETRY_CAP_MS))
 
     def spotify_up(self):
-        """The Spotify client and player, loaded for Spotify's turn at the connection."""
+        """The Spotify client, player and jobs, loaded for Spotify's turn at the
+        connection."""
         if self.spotify is None:
+            import spotify_turn
             from net.https import Client
             from net.spotify import Spotify
             from player import Player
@@ -359,75 +339,36 @@ class App:
                                    Client(account.accounts_url, account.ctx), account,
                                    self.token_rotated)
             self.player = Player(self.spotify)
+            self.turn = spotify_turn.run
 
     def spotify_down(self):
         """Close Spotify's connections and unload the client's code (cloud.give_tls: the
         shadow link needs the heap)."""
         if self.spotify is not None:
             self.spotify.close()
-            self.spotify = self.player = None
-            rare.drop("player", "core.playback", "net.spotify", "net.https")
+            self.spotify = self.player = self.turn = None
+            rare.drop("spotify_turn", "player", "core.playback", "net.spotify", "net.https")
 
-    async def spotify_call(self, fn):
-        """Run fn() outside a session, with the client loaded; fatal errors stop further
-        calls. True if it went well."""
+    async def spotify_turn(self, job, fn=None):
+        """A job at Spotify's turn (spotify_turn.run), its code loaded with the client:
+        "look", "play", "pause", or "call" (fn()). A client that cannot load for want of
+        memory is tried again: a play or pause with the session's retry."""
         try:
             self.spotify_up()
-            await fn()
-            self.set_error(None)
-            return True
-        except SpotifyError as e:
-            if e.kind in FATAL:
-                self._handle(self.session.fail(e.kind))
+        except Exception as e:  # not Spotify's: the heap, with the link's code just gone
+            self.look_from = None
+            if job in ("play", "pause"):
+                self.session_job_failed(job, e)
             else:
-                self.set_error(e.kind)
-                log.event("error", error=e.kind, detail=e.detail)
-        except Exception as e:  # not Spotify's (memory, flash): tried again later
-            log.event("error", error="internal", detail=repr(e)[:80])
-        return False
+                log.event("error", error="internal", detail=repr(e)[:80])
+            return None
+        return await self.turn(self, job, fn)
 
-    async def _run_job(self, job):
-        calls_connects, self.look_from = self.look_from, None
-        try:
-            self.spotify_up()
-            calls, connects = calls_connects or (self.spotify.calls, self.spotify.api.connects)
-            if job == "play":
-                outcome = await self.player.start(self.config)
-            else:
-                outcome = await self.player.stop()
-        except SpotifyError as e:
-            now = self.board.ticks_ms()
-            if e.kind in FATAL:
-                self._handle(self.session.done(job, sess.FATAL, now, error=e.kind))
-            else:
-                self.set_error(e.kind)
-                # No retry within the visit when only the owner can help, or when
-                # Spotify asks for a wait longer than anyone stays.
-                stop = e.kind in OWNER or (e.retry_after_ms or 0) > _LONGEST_RETRY_MS
-                self._handle(self.session.done(job, sess.STOP if stop else sess.RETRY, now,
-                                               random.random(), e.retry_after_ms, e.kind))
-            return
-        except Exception as e:  # not Spotify's (flash, memory): the session is kept
-            log.event("error", error="internal", detail=repr(e)[:80])
-            self._handle(self.session.done(job, sess.RETRY, self.board.ticks_ms(),
-                                           random.random(), None, "internal"))
-            return
-        now = self.board.ticks_ms()
-        self.set_error(None)
-        if job == "play" and outcome != sess.BUSY:
-            log.event(
-                "play" if outcome == sess.PLAYED else "adopt",
-                device=self.config["spotify_device"],
-                context=self.account.started_context,
-                latency_ms=ticks_diff(now, self.pir.presence.arrived_ms),
-                calls=self.spotify.calls - calls,  # round trips on the motion path
-                connects=self.spotify.api.connects - connects,
-            )
-        elif outcome == sess.PAUSED:
-            log.event("pause", device=self.config["spotify_device"])
-        elif job == "pause":
-            log.event("no_pause", why=outcome)
-        self._handle(self.session.done(job, outcome, now))
+    def session_job_failed(self, job, error):
+        """A play or pause that failed for want of memory or flash: the session is kept."""
+        log.event("error", error="internal", detail=repr(error)[:80])
+        self.handle(self.session.done(job, sess.RETRY, self.board.ticks_ms(),
+                                      random.random(), None, "internal"))
 
     async def run(self):
         await asyncio.gather(self.control(), self.edges(), self.worker())

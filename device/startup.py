@@ -48,7 +48,7 @@ async def run(app):
         return secrets, link_ctx
     app.account = Account(secrets, token["refresh_token"], ctx, app.board.utc)
     # Token and speaker id now, so the motion path needs neither.
-    await app.spotify_call(lambda: _warm_up(app))
+    await app.spotify_turn("call", lambda: _warm_up(app))
     return secrets, link_ctx
 
 

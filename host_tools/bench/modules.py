@@ -9,8 +9,8 @@ Resident: what the boot imports (`main.py`'s modules and their import-time impor
 on a board provisioned for AWS IoT the shadow link's modules, which stay once loaded.
 On demand: what loads later, only when needed, and is dropped afterwards by `rare.drop`
 (OTA, certificates, configuration schema, ...), and on a board with one TLS connection
-the Spotify client (net.spotify, net.https, player), loaded for each Spotify call while
-the link's code is unloaded (cloud.py): the two never share the heap.
+the Spotify client (net.spotify, net.https, player, spotify_turn), loaded for each
+Spotify call while the link's code is unloaded (cloud.py): the two never share the heap.
 """
 
 import tempfile
