@@ -3,16 +3,16 @@
 # The control task ticks every LOOP_MS: it drains PIR edges, runs the session
 # state machine, feeds the watchdog and drives the LED. The PIR interrupt wakes
 # the edge task (pir.EdgeRing's flag), which does the same at once; the ticks
-# confirm an arrival after the glitch filter and run the timeout. A raw rising
-# edge already starts the motion path: the worker fetches the player state while
-# the filter decides, so the filter's wait hides in Spotify's TLS handshake.
-# The worker task makes
-# the network calls (boot, token refresh, play, pause) one at a time, so a slow
-# server or a wait never holds up motion handling or the timeout. The shadow
-# link (when the board is provisioned for AWS IoT, see cloud.py) runs as a third
-# task. Firmware updates run in the worker too, only while the session is idle.
-# In safe mode (after repeated crashes, see health.py) only Wi-Fi and the shadow
-# link run: no Spotify, no motion sessions, so an update can still fix the device.
+# confirm an arrival after the glitch filter and run the timeout. The worker task
+# makes the network calls (boot, token refresh, play, pause) one at a time, so a
+# slow server or a wait never holds up motion handling or the timeout; their code
+# loads for Spotify's turn (spotify_turn.py). A raw rising edge already starts the
+# motion path: the worker fetches the player state while the filter decides, so
+# the filter's wait hides in Spotify's TLS handshake. The shadow link (when the
+# board is provisioned for AWS IoT, see cloud.py) runs as a fourth task. Firmware
+# updates run in the worker too, only while the session is idle. In safe mode
+# (after repeated crashes, see health.py) only Wi-Fi and the shadow link run: no
+# Spotify, no motion sessions, so an update can still fix the device.
 import asyncio
 import gc
 import random
