@@ -47,29 +47,25 @@ class Connection:
                 address = _addresses[host] = address_text(info[0][-1])
             except (OSError, IndexError) as e:
                 raise self._error("dns", str(e))
+        self._proven = False
         try:
             self._reader, self._writer = await asyncio.wait_for_ms(
                 asyncio.open_connection(address, self.port, ssl=self._ctx,
                                         server_hostname=host),
                 self.timeout_ms,
             )
-            self._proven = False
         except asyncio.TimeoutError:
-            self.forget_address()  # the name may point elsewhere by the next attempt
-            raise self._error("timeout", "connect")
+            raise self._fail("timeout", "connect")
         except (OSError, ValueError) as e:
-            self.forget_address()
-            raise self._error(failure_kind(e, kind), "connect: " + str(e))
-
-    def forget_address(self):
-        _addresses.pop(self.host, None)
+            raise self._fail(failure_kind(e, kind), "connect: " + str(e))
 
     def _fail(self, kind, detail, *more):
         """Closes the connection and returns the error to raise. A connection that
-        failed before its first write went through (refused, or its TLS handshake)
-        forgets the DNS answer: the name may point elsewhere by the next attempt."""
+        failed before its first write went through (refused, timed out, or its TLS
+        handshake) forgets the DNS answer: the name may point elsewhere by the next
+        attempt."""
         if not self._proven:
-            self.forget_address()
+            _addresses.pop(self.host, None)
         self.close()
         return self._error(kind, detail, *more)
 
