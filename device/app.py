@@ -66,7 +66,6 @@ class App:
         self.account = None  # a spotify_account.Account, once provisioned
         self.spotify = None  # its client, player and jobs, while their code is loaded
         self.player = None
-        self.turn = None  # spotify_turn.run
         self.token = RefreshToken()
         self.refresh_failures = 0
         self.refresh_at = None  # ticks before which an idle refresh waits (after failures)
@@ -326,10 +325,8 @@ class App:
             self.refresh_failures, random.random(), _REFRESH_RETRY_MS, _REFRESH_RETRY_CAP_MS))
 
     def spotify_up(self):
-        """The Spotify client, player and jobs, loaded for Spotify's turn at the
-        connection."""
+        """The Spotify client and player, loaded for Spotify's turn at the connection."""
         if self.spotify is None:
-            import spotify_turn
             from net.https import Client
             from net.spotify import Spotify
             from player import Player
@@ -339,14 +336,13 @@ class App:
                                    Client(account.accounts_url, account.ctx), account,
                                    self.token_rotated)
             self.player = Player(self.spotify)
-            self.turn = spotify_turn.run
 
     def spotify_down(self):
         """Close Spotify's connections and unload the client's code (cloud.give_tls: the
         shadow link needs the heap)."""
         if self.spotify is not None:
             self.spotify.close()
-            self.spotify = self.player = self.turn = None
+            self.spotify = self.player = None
             rare.drop("spotify_turn", "player", "core.playback", "net.spotify", "net.https")
 
     async def spotify_turn(self, job, fn=None):
@@ -355,6 +351,7 @@ class App:
         memory is tried again: a play or pause with the session's retry."""
         try:
             self.spotify_up()
+            import spotify_turn
         except Exception as e:  # not Spotify's: the heap, with the link's code just gone
             self.look_from = None
             if job in ("play", "pause"):
@@ -362,7 +359,7 @@ class App:
             else:
                 log.event("error", error="internal", detail=repr(e)[:80])
             return None
-        return await self.turn(self, job, fn)
+        return await spotify_turn.run(self, job, fn)
 
     def session_job_failed(self, job, error):
         """A play or pause that failed for want of memory or flash: the session is kept."""

@@ -1,7 +1,7 @@
 # The worker's jobs at Spotify's turn at the TLS connection: the look-up that a raw
 # PIR edge begins, play and pause with their outcome for the session, and calls
 # outside a session (the token refresh, the boot's warm-up). Loaded with Spotify's
-# client (app.spotify_up) and dropped with it: on a board with one TLS connection
+# client (app.spotify_turn) and dropped with it: on a board with one TLS connection
 # the shadow link's turn needs the room.
 import random
 

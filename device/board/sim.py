@@ -34,8 +34,8 @@ class _EdgeFlag:
     """The PIR ring's flag here: asyncio.ThreadSafeFlag's set() (from the interrupt's
     thread) and wait() (which clears it), over a loopback datagram socket. The unix
     port polls an object without a file descriptor, as a ThreadSafeFlag is, in 1 ms
-    steps (extmod/modselect.c), and that slowed each TLS connect here by some 40 ms
-    in our measurement; the ESP32 port's poll makes no such difference."""
+    steps (extmod/modselect.c), and that slowed a TLS connect and two requests here by
+    some 85 ms in our measurement; the ESP32 port's poll makes no such difference."""
 
     def __init__(self):
         self._rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
