@@ -7,6 +7,7 @@ The device only accepts DER, so every certificate is available in both encodings
 
 import datetime
 import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,38 @@ def _subtree(name: str) -> x509.GeneralName:
 
 def server_names(host: str) -> tuple[str, ...]:
     """The names a local server listening on host answers to: this machine's, and host
-    itself when it is a particular address (e.g. the LAN address a board connects to)."""
-    if host in LOCAL_NAMES or host in ("", "0.0.0.0", "::"):
+    itself when it is a particular address (e.g. the LAN address a board connects to); on
+    every address (0.0.0.0), this machine's addresses on its networks too, since a board
+    checks the address it connects to against the certificate."""
+    if host in LOCAL_NAMES:
         return LOCAL_NAMES
+    if host in ("", "0.0.0.0", "::"):
+        return LOCAL_NAMES + network_addresses()
     return LOCAL_NAMES + (host,)
+
+
+def network_addresses() -> tuple[str, ...]:
+    """This machine's IPv4 addresses other boards may reach (not loopback): the one its
+    default route leaves from, and those its host name resolves to."""
+    found = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: picks the route, sends nothing
+            found.append(probe.getsockname()[0])
+        except OSError:  # no route: no network
+            pass
+    try:
+        found += [a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None,
+                                                      socket.AF_INET)]
+    except OSError:
+        pass
+    usable = []
+    for address in found:
+        ip = ipaddress.ip_address(address)
+        if not (ip.is_loopback or ip.is_link_local or ip.is_unspecified) \
+                and address not in usable:
+            usable.append(address)
+    return tuple(usable)
 
 
 def _name(common_name: str) -> x509.Name:

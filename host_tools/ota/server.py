@@ -229,6 +229,9 @@ def serve(directory: Path, host: str, port: int, ca_dir: Path | None,
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with OtaServer(directory, host, port, ca) as server:
         info = {"url": server.url, "directory": str(server.directory)}
+        elsewhere = [n for n in server.names if n not in pki.LOCAL_NAMES]
+        if elsewhere:  # what a board on the network can put in `ota push --url`
+            info["board_urls"] = ["https://%s:%d" % (n, server.port) for n in elsewhere]
         if ca_dir is not None:
             info["ca_der"] = str(Path(ca_dir) / "ca.der")
         announce(info)

@@ -83,7 +83,7 @@ def test_a_ca_the_tools_make_vouches_only_for_the_names_it_serves(make, tmp_path
 
 
 def test_the_constraints_follow_the_address_a_server_listens_on(tmp_path):
-    assert pki.server_names("0.0.0.0") == pki.LOCAL_NAMES
+    assert pki.server_names("0.0.0.0") == pki.LOCAL_NAMES + pki.network_addresses()
     lan = OtaServer(tmp_path, host="192.168.1.20").ca
     assert lan.permits(("192.168.1.20", "localhost")) and not lan.permits(("192.168.1.21",))
     # A CA kept in --ca-dir serves again only for the same names; else a new one is made.

@@ -24,6 +24,7 @@ from host_tools.common.devicepath import REPO
 from host_tools.common.errors import EXIT_REFUSED, RefusedError
 from host_tools.ota import bundles as ota
 from host_tools.ota.server import OtaServer
+from host_tools.sim.runtime import run_micropython
 
 
 @pytest.fixture
@@ -172,9 +173,51 @@ def test_serve_listens_on_loopback_unless_asked_and_warns_when_asked(www, tmp_pa
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0
+    assert info.get("board_urls") == (["https://%s:%d" % (a, port)
+                                       for a in pki.network_addresses()] or None
+                                      if warned else None)
     if warned:
         assert err == ("spotty: warning: listening on 0.0.0.0: every machine that reaches "
                        "this one can download the bundles (bundles only: they are signed, "
                        "not secret)\n")
     else:
         assert err == ""
+
+
+def test_on_every_address_a_board_on_the_network_downloads_over_verified_tls(www, tmp_path):
+    addresses = pki.network_addresses()
+    if not addresses:
+        pytest.skip("this machine has no network address")
+    for address in addresses:  # each is this machine's: it can be bound
+        with socket.socket() as s:
+            s.bind((address, 0))
+    script = """
+import asyncio, sys
+from net import tls
+from net.https import Client
+async def get(url):
+    client = Client(url, tls.context([open(sys.argv[1], "rb").read()]))
+    try:
+        answer = await client.request("GET", "/fw-1.0.0.spota")
+        print(answer.status, len(answer.body))
+    except Exception as e:
+        print("refused", e)
+    client.close()
+for url in sys.argv[2:]:
+    asyncio.run(get(url))
+"""
+    with OtaServer(www, host="0.0.0.0") as server:
+        urls = ["https://%s:%d" % (a, server.port) for a in addresses]
+        size = (www / "fw-1.0.0.spota").stat().st_size
+
+        def board_fetch(ca_der):
+            (tmp_path / "ca.der").write_bytes(ca_der)
+            proc = run_micropython(["-c", script, str(tmp_path / "ca.der")] + urls,
+                                   capture_output=True, text=True, timeout=60)
+            return proc.stdout.splitlines(), proc.stderr
+
+        # The device's own TLS checks each address against the certificate.
+        assert board_fetch(server.ca_der)[0] == ["200 %d" % size] * len(urls)
+        lines, err = board_fetch(OtaServer(www).ca_der)  # another CA: refused
+        assert len(lines) == len(urls) and all(line.startswith("refused") for line in lines), \
+            (lines, err)
