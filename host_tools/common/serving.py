@@ -2,20 +2,50 @@
 
 import errno
 import ipaddress
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from socketserver import BaseServer
 
 from .errors import SpottyError
 
 
-def serve_in_thread(server: BaseServer, host: str, name: str) -> tuple[int, str, threading.Thread]:
-    """Start serving; (port, https URL a client on this machine can use, thread)."""
-    port = server.server_address[1]
-    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
-    thread = threading.Thread(target=server.serve_forever, args=(0.1,), name=name, daemon=True)
-    thread.start()
-    return port, "https://%s:%d" % (shown, port), thread
+class HttpsServing:
+    """A local HTTPS server run in a thread, with a certificate from ca for names (kept
+    in a temporary folder while it runs). make_server((host, port), ssl_context) builds
+    it; port 0 takes a free one. url is the address a client on this machine uses."""
+
+    def __init__(self, make_server: Callable[[tuple, ssl.SSLContext], BaseServer], host: str,
+                 port: int, ca, names: tuple[str, ...], name: str) -> None:
+        self._tmp = tempfile.mkdtemp(prefix=name + "-")
+        try:
+            folder = Path(self._tmp)
+            ca.issue_server(names).write(folder, "server")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(folder / "server.pem", folder / "server.key.pem")
+            self.server = make_server((host, port), context)
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        self.port = self.server.server_address[1]
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        self.url = "https://%s:%d" % (shown, self.port)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,),
+                                        name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        close_connections = getattr(self.server, "close_connections", None)
+        if close_connections:  # open keep-alive connections would outlive the server
+            close_connections()
+        self.server.server_close()
+        self._thread.join()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def check_can_listen(host: str, port: int, option: str) -> None:

@@ -12,10 +12,8 @@ next downloads of a file stop after n bytes while announcing the full length, an
 """
 
 import os
-import shutil
 import signal
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from ..common import pki
-from ..common.serving import serve_in_thread
+from ..common.serving import HttpsServing
 from .keyplace import check_servable, open_bundle
 
 CA_NAME = "SpottyPottySense OTA CA"
@@ -47,9 +45,7 @@ class OtaServer:
         self._rates: dict[str, float] = {}
         self._log: list[dict] = []
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._tmp: str | None = None
+        self._serving: HttpsServing | None = None
 
     def __enter__(self) -> "OtaServer":
         return self.start()
@@ -66,28 +62,15 @@ class OtaServer:
 
     def start(self) -> "OtaServer":
         check_servable(self.directory)
-        self._tmp = tempfile.mkdtemp(prefix="ota-server-")
-        try:
-            self.ca.issue_server(self.names).write(Path(self._tmp), "server")
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(Path(self._tmp) / "server.pem",
-                                    Path(self._tmp) / "server.key.pem")
-            self._server = _Server((self.host, self.port), self, context)
-        except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            raise
-        self.port, self.url, self._thread = serve_in_thread(self._server, self.host, "ota-server")
+        self._serving = HttpsServing(lambda address, context: _Server(address, self, context),
+                                     self.host, self.port, self.ca, self.names, "ota-server")
+        self.port, self.url = self._serving.port, self._serving.url
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = None
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def cut_after(self, name: str, size: int) -> None:
         """Downloads of `name` stop after `size` bytes (the connection is closed)."""

@@ -9,9 +9,6 @@ and faults can be injected per endpoint so tests can see how a client copes with
 """
 
 import copy
-import shutil
-import ssl
-import tempfile
 import threading
 import time
 import traceback
@@ -20,7 +17,7 @@ from pathlib import Path
 
 from ..common.errors import SpottyError
 from ..common.pki import CertificateAuthority, server_names
-from ..common.serving import serve_in_thread
+from ..common.serving import HttpsServing
 from .mock_accounts import PKCE, MockAccounts
 from .mock_http import MockServer, Reply, Request, api_error
 from .mock_web_api import MockWebApi, unauthorized
@@ -110,9 +107,7 @@ class MockSpotify:
         self._web_api = MockWebApi(self._accounts)
         self._routes = {**self._accounts.routes(), **self._web_api.routes()}
         self._connections = 0
-        self._server: MockServer | None = None
-        self._thread: threading.Thread | None = None
-        self._tmp: str | None = None
+        self._serving: HttpsServing | None = None
 
     # -- lifecycle
 
@@ -125,37 +120,21 @@ class MockSpotify:
 
     def start(self) -> None:
         self._stopping.clear()
-        self._tmp = tempfile.mkdtemp(prefix="mock-spotify-")
-        try:
-            context = self._tls_context(Path(self._tmp))
-            self._server = MockServer((self.host, self.port), self, context)
-        except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            raise
-        self.port, self.url, self._thread = serve_in_thread(self._server, self.host, "mock-spotify")
+        self._serving = HttpsServing(lambda address, context: MockServer(address, self, context),
+                                     self.host, self.port, self.ca, server_names(self.host),
+                                     "mock-spotify")
+        self.port, self.url = self._serving.port, self._serving.url
 
     def stop(self) -> None:
         self._stopping.set()  # wakes "slow" faults
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.close_connections()
-            self._server.server_close()
-            self._thread.join()
-            self._server = None
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    def _tls_context(self, directory: Path) -> ssl.SSLContext:
-        self.ca.issue_server(server_names(self.host)).write(directory, "server")
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(directory / "server.pem", directory / "server.key.pem")
-        return context
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def close_connections(self) -> None:
         """Drop every open connection, as a server does to idle keep-alive connections."""
-        if self._server is not None:
-            self._server.close_connections()
+        if self._serving is not None:
+            self._serving.server.close_connections()
 
     # -- inspection and control (thread-safe)
 
