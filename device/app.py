@@ -357,13 +357,13 @@ class App:
             if job in ("play", "pause"):
                 self.session_job_failed(job, e)
             else:
-                log.event("error", error="internal", detail=repr(e)[:80])
+                log.error("internal", e)
             return None
         return await spotify_turn.run(self, job, fn)
 
     def session_job_failed(self, job, error):
         """A play or pause that failed for want of memory or flash: the session is kept."""
-        log.event("error", error="internal", detail=repr(error)[:80])
+        log.error("internal", error)
         self.handle(self.session.done(job, sess.RETRY, self.board.ticks_ms(),
                                       random.random(), None, "internal"))
 

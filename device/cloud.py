@@ -81,7 +81,7 @@ class Cloud:
             self.link = self._runner = client = None
             rare.drop(*_LINK_MODULES)
             if not self._load_failed:
-                log.event("error", error="shadow_link", detail=repr(e)[:80])
+                log.error("shadow_link", e)
             self._load_failed = True
 
     async def _unload(self):

@@ -25,3 +25,8 @@ def event(name, **fields):
     except MemoryError:
         pass  # an event is not worth a crash: near a full heap it may be cut short
     sys.stdout.write("\n")
+
+
+def error(kind, exc):
+    """An error event for an exception: its kind and the exception's first 80 characters."""
+    event("error", error=kind, detail=repr(exc)[:80])

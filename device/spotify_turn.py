@@ -59,7 +59,7 @@ async def _call(app, fn):
             app.set_error(e.kind)
             log.event("error", error=e.kind, detail=e.detail)
     except Exception as e:  # not Spotify's (memory, flash): tried again later
-        log.event("error", error="internal", detail=repr(e)[:80])
+        log.error("internal", e)
     return False
 
 
