@@ -14,6 +14,7 @@ next downloads of a file stop after n bytes while announcing the full length, an
 import os
 import signal
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -226,8 +227,8 @@ def serve(directory: Path, host: str, port: int, ca_dir: Path | None,
 
 
 def _load_or_create_ca(directory: Path, names: tuple[str, ...]) -> pki.CertificateAuthority:
-    """The CA kept in directory, if it is limited to exactly these names; else a new one
-    (then the board needs its new ca.der in ca/ota/)."""
+    """The CA kept in directory, if its name constraints cover these names; else a new one
+    (then the board needs its new ca.der in ca/ota/, and a kept one replaced says so)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -240,6 +241,10 @@ def _load_or_create_ca(directory: Path, names: tuple[str, ...]) -> pki.Certifica
             kept = pki.CertificateAuthority(cert, key)
             if kept.permits(names):
                 return kept
+            print("spotty: warning: the CA kept in %s does not cover %s (this computer's "
+                  "addresses changed?): a new one replaces it, and a board refuses this "
+                  "server until it has the new %s (spotty provision --ota-ca)"
+                  % (directory, ", ".join(names), directory / "ca.der"), file=sys.stderr)
     ca = pki.CertificateAuthority.create(CA_NAME, names)
     ca.write(directory, "ca")
     return ca

@@ -82,7 +82,7 @@ def test_a_ca_the_tools_make_vouches_only_for_the_names_it_serves(make, tmp_path
         assert "permitted subtree violation" in reason, reason
 
 
-def test_the_constraints_follow_the_address_a_server_listens_on(tmp_path):
+def test_the_constraints_follow_the_address_a_server_listens_on(tmp_path, capsys):
     assert pki.server_names("0.0.0.0") == pki.LOCAL_NAMES + pki.network_addresses()
     lan = OtaServer(tmp_path, host="192.168.1.20").ca
     assert lan.permits(("192.168.1.20", "localhost")) and not lan.permits(("192.168.1.21",))
@@ -90,5 +90,11 @@ def test_the_constraints_follow_the_address_a_server_listens_on(tmp_path):
     kept = tmp_path / "ca"
     first = ota_server._load_or_create_ca(kept, pki.LOCAL_NAMES)
     assert ota_server._load_or_create_ca(kept, pki.LOCAL_NAMES).cert_der == first.cert_der
+    assert capsys.readouterr().err == ""
     other = ota_server._load_or_create_ca(kept, pki.server_names("192.168.1.20"))
+    assert capsys.readouterr().err == (
+        "spotty: warning: the CA kept in %s does not cover localhost, 127.0.0.1, 192.168.1.20 "
+        "(this computer's addresses changed?): a new one replaces it, and a board refuses "
+        "this server until it has the new %s/ca.der (spotty provision --ota-ca)\n"
+        % (kept, kept))
     assert other.cert_der != first.cert_der and other.permits(("192.168.1.20",))
