@@ -364,9 +364,9 @@ class _Schedule:
         if "desired" in event:
             self._client.set_desired(event["desired"])
         else:
-            at = time.monotonic()  # before the cut: the board may log what it did first
+            # Logged first: the board's reaction may come before set() returns.
+            self._emit({"ev": "wifi", "wifi": event["wifi"]})
             self._network.set(bool(event["wifi"]))
-            self._emit({"ev": "wifi", "wifi": event["wifi"]}, at)
 
     def cancel(self) -> None:
         for timer in self._timers:
@@ -472,12 +472,11 @@ class _Runner:
                 proc.wait()
         return ("cut" if cut else code), up_s
 
-    def emit(self, event: dict, at: float) -> None:
-        """An event of the world outside the board at time.monotonic() `at`, in the boot
-        under way."""
+    def emit(self, event: dict) -> None:
+        """An event of the world outside the board, in the boot under way."""
         ready = self._boot_ready
         if ready is not None:
-            event["t"] = int((at - ready) * 1000)
+            event["t"] = int((time.monotonic() - ready) * 1000)
         self._emit(event, self.result.boots)
 
     def _emit(self, event: dict, boot: int) -> None:
