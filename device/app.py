@@ -211,11 +211,11 @@ class App:
             if not self.cloud.provisioned() and not self.health.safe:
                 self.health.healthy()  # no shadow link to wait for
         log.start_clock(self.board.ticks_ms)
+        self.board.ready()  # before the line: a simulator's events count from here
         log.event(
             "ready", version=VERSION, state=self.session.phase(), error=self.error,
             token_days_left=self.token.days_left(self.board.utc()), safe_mode=self.health.safe,
         )
-        self.board.ready()
         while True:
             try:
                 await asyncio.wait_for_ms(self.job_ready.wait(), _IDLE_POLL_MS)
@@ -230,6 +230,7 @@ class App:
                 await wifi.reconnect(self)
                 del wifi
                 rare.drop("wifi")
+                self.job_ready.set()  # the next round at once: the link comes back with Wi-Fi
                 continue
             self.job_ready.clear()
             if self._idle():
