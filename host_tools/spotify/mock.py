@@ -157,9 +157,11 @@ class MockSpotify:
         with self._lock:
             return copy.deepcopy(self._log)
 
-    def clear_log(self) -> None:
+    def clear_log(self, before: float | None = None) -> None:
+        """Forget the requests logged so far, or those received before time.monotonic()
+        `before`."""
         with self._lock:
-            self._log.clear()
+            self._log[:] = [] if before is None else [r for r in self._log if r["t"] >= before]
 
     def playback(self) -> dict | None:
         with self._lock:

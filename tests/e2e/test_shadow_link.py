@@ -47,7 +47,7 @@ def service_publish(iot, topic, payload: bytes):
 def test_first_connect_creates_the_shadow_with_config_status_and_stats(mock, run_sim, thing):
     target, shadow = thing
     assert shadow.get() is None
-    run_with_iot(run_sim, target, VISIT, 4.5)
+    run_with_iot(run_sim, target, VISIT, 5.5)
     state = reported(shadow)
     assert state["config"]["spotify_device"] == "Bathroom" and state["config"]["timeout_s"] == 2
     assert state["status"]["firmware"] and state["status"]["token_days_left"] == 182
@@ -130,7 +130,7 @@ def test_stale_and_malformed_messages_are_ignored_an_oversized_one_read(
 def test_spotify_is_called_only_while_the_link_is_down(mock, run_sim, thing):
     """Boards without PSRAM: never two TLS connections at once (single_tls, the default)."""
     target, _ = thing
-    result = run_with_iot(run_sim, target, VISIT, 4.5)
+    result = run_with_iot(run_sim, target, VISIT, 5.5)
     ups = [e["t"] / 1000 for e in result.named("shadow_up")]
     downs = [e["t"] / 1000 for e in result.named("shadow_down")]
     # Up; down from the play to the session's end, one reconnect a visit; up again.
@@ -193,7 +193,7 @@ def test_reconnects_find_their_kept_session_and_cost_no_subscribe_and_no_puback(
     packet), and the shadow's answers at QoS 0 need no PUBACK from the device."""
     target, shadow = thing
     for boot in (1, 2):  # the second boot finds the first one's session: it subscribes anyway
-        result = run_with_iot(run_sim, target, VISIT, 4.5)
+        result = run_with_iot(run_sim, target, VISIT, 5.5)
         ups = result.named("shadow_up")
         assert len(ups) == 2, ups
         assert [up["subscribed"] for up in ups] == [True, False], boot

@@ -756,4 +756,4 @@ def test_an_answer_with_a_body_comes_without_a_delayed_ack_stall(mock, client):
         started = time.monotonic()
         assert client.call("GET", "/v1/me/player/devices")[0] == 200
         times.append(time.monotonic() - started)
-    assert sorted(times)[2] < 0.03, times
+    assert min(times) < 0.03, times  # a stall would hold every one; load, only some
