@@ -40,7 +40,7 @@ def server_names(host: str) -> tuple[str, ...]:
 
 
 def network_addresses() -> tuple[str, ...]:
-    """This machine's IPv4 addresses other boards may reach (not loopback): the one its
+    """This machine's IPv4 addresses that boards on its networks may reach: the one its
     default route leaves from, and those its host name resolves to."""
     found = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:

@@ -6,6 +6,7 @@ The screenshots land in .sim/dashboard/ (the README's docs/dashboard.png is one 
 """
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from needs import needs_chromium, needs_mosquitto
 from host_tools import cli
 from host_tools.aws.shadow_client import ShadowClient
 from host_tools.common.devicepath import REPO
+from host_tools.common.errors import EXIT_INTERRUPTED
 
 pytestmark = [needs_mosquitto, needs_chromium]
 THING = "sim-bathroom"
@@ -94,7 +96,8 @@ class LiveDevice:
              str(iot_local.state_dir), "--flash", str(flash)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.console: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         assert self._link_up.wait(60), "the simulated board's shadow link did not come up:\n" + \
             "\n".join(self.console[-20:])
 
@@ -107,8 +110,12 @@ class LiveDevice:
                 if event.get("ev") == "shadow_up":
                     self._link_up.set()
 
-    def finish(self) -> int:
-        return self.proc.wait(timeout=120)
+    def stop(self) -> int:
+        """Ctrl-C, as a user stops `spotty sim`; its exit code once all it said is read."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
 
 
 def test_overview_device_page_and_a_setting_that_reaches_the_device(
@@ -165,6 +172,7 @@ def test_overview_device_page_and_a_setting_that_reaches_the_device(
     assert browser.evaluate("window.notReloaded") is True
     browser.screenshot(SHOTS / "device.png")
 
-    assert device.finish() == 0, "\n".join(device.console[-30:])
+    assert device.stop() == EXIT_INTERRUPTED, "\n".join(device.console[-30:])
+    assert not [line for line in device.console if "Traceback" in line], device.console[-30:]
     applied = [e["changed"] for e in device.events if e.get("ev") == "config_applied"]
     assert {"timeout_s": 45} in applied and {"volume": 35} in applied

@@ -170,8 +170,10 @@ def test_a_download_gives_way_to_music(mock, thing, server, release, tmp_path):
     def push():
         ota_push.push(target.thing, server.url_for(slow.name), slow, target.endpoint_url)
 
-    visit = [{"at": 2.5, "pir": 1}, {"at": 3.0, "pir": 0}]
-    result, flash = run_device(mock, target, server, release, tmp_path, visit, 5.0,
+    # The visit comes while the download runs: the push, an idle round and a reboot
+    # (some 1.5 s) before it, and 8 s of download after.
+    visit = [{"at": 3.5, "pir": 1}, {"at": 4.0, "pir": 0}]
+    result, flash = run_device(mock, target, server, release, tmp_path, visit, 6.0,
                                on_event=when("shadow_up", push))
 
     names = [e["ev"] for e in result.events]
