@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .serving import EVERY_ADDRESS
+
 _VALIDITY = datetime.timedelta(days=30)
 LOCAL_NAMES = ("localhost", "127.0.0.1")
 
@@ -34,7 +36,7 @@ def server_names(host: str) -> tuple[str, ...]:
     checks the address it connects to against the certificate."""
     if host in LOCAL_NAMES:
         return LOCAL_NAMES
-    if host in ("", "0.0.0.0", "::"):
+    if host in EVERY_ADDRESS:
         return LOCAL_NAMES + network_addresses()
     return LOCAL_NAMES + (host,)
 

@@ -13,6 +13,13 @@ from socketserver import BaseServer
 
 from .errors import SpottyError
 
+EVERY_ADDRESS = ("", "0.0.0.0", "::")  # a server listening there answers on each network
+
+
+def address_here(host: str) -> str:
+    """The address a client on this machine uses for a server listening on host."""
+    return "127.0.0.1" if host in EVERY_ADDRESS else host
+
 
 class HttpsServing:
     """A local HTTPS server run in a thread, with a certificate from ca for names (kept
@@ -32,8 +39,7 @@ class HttpsServing:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
         self.port = self.server.server_address[1]
-        shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
-        self.url = "https://%s:%d" % (shown, self.port)
+        self.url = "https://%s:%d" % (address_here(host), self.port)
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,),
                                         name=name, daemon=True)
         self._thread.start()

@@ -8,7 +8,7 @@ DEFAULT_PORT = 8000
 
 
 def cmd_dashboard(args) -> int:
-    from ..common.serving import check_can_listen, is_loopback
+    from ..common.serving import address_here, check_can_listen, is_loopback
     from .source import ShadowSource
     from .web import LOOPBACK_NAMES, create_app
 
@@ -23,7 +23,7 @@ def cmd_dashboard(args) -> int:
               "machine there can see the devices and change their settings (it has no "
               "login). Use it on a network you trust." % args.host, file=sys.stderr)
     app = create_app(source, args.refresh, allowed_hosts=LOOPBACK_NAMES if local else None)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    shown = address_here(args.host)
     print("SpottyPottySense dashboard on http://%s:%d/ (%d thing%s; Ctrl-C stops it)" % (
         shown if ":" not in shown else "[%s]" % shown, args.port, len(things),
         "" if len(things) == 1 else "s"), flush=True)
